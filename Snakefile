@@ -1,0 +1,24 @@
+# The reproducible PANORAMA pipeline: raw CT + labels -> two-stage nnU-Net -> cross-validated evaluation.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/stage1.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

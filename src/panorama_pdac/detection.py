@@ -1,0 +1,98 @@
+"""From a lesion-probability map to the detection map the challenge evaluates (METHOD.md §4).
+
+A detection map holds one constant value per lesion candidate (its confidence) and zero elsewhere.
+Candidates come from report_guided_annotation, as in the PANORAMA baseline; the map is computed on the
+stage-2 crop and pasted back, voxel for voxel, into a full-size map with the CT's geometry.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+from report_guided_annotation import extract_lesion_candidates
+from scipy import ndimage
+
+
+def restrict_to_pancreas(
+    lesion_prob_zyx: np.ndarray,
+    pancreas_mask_zyx: np.ndarray,
+    dilate_mm: float | None = None,
+    spacing_zyx: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Zero the probability outside the predicted pancreas grown by `dilate_mm` (Euclidean, in mm).
+
+    An empty pancreas mask leaves the map unchanged: masking would silently delete every candidate,
+    and a lesion prediction without any pancreas is better seen (as a false positive) than hidden.
+    """
+    mask = np.asarray(pancreas_mask_zyx) != 0
+    if mask.shape != lesion_prob_zyx.shape:
+        raise ValueError(f"pancreas mask shape (z, y, x) {mask.shape} differs from the map's {lesion_prob_zyx.shape}")
+    if not mask.any():
+        return lesion_prob_zyx
+    if dilate_mm:
+        if spacing_zyx is None:
+            raise ValueError("dilate_mm needs spacing_zyx")
+        # Distance in mm to the nearest pancreas voxel: exact dilation on anisotropic CT grids.
+        mask = ndimage.distance_transform_edt(~mask, sampling=spacing_zyx) <= dilate_mm
+    return np.where(mask, lesion_prob_zyx, 0)
+
+
+def detection_map(
+    lesion_prob_zyx: np.ndarray,
+    threshold: str | float = "dynamic-fast",
+    dynamic_threshold_factor: float = 2.5,
+    min_voxels_detection: int = 10,
+    pancreas_mask_zyx: np.ndarray | None = None,
+    dilate_mm: float | None = None,
+    spacing_zyx: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Detection map (float32, constant-valued blobs) from a lesion-probability map.
+
+    With a pancreas mask, probability outside the (dilated) mask is removed *before* extraction, so
+    that the dynamic threshold (a fraction of the maximum) is set by the pancreas, and no candidate is
+    cut in two by the mask.
+    """
+    prob = np.asarray(lesion_prob_zyx, dtype=np.float32)
+    if prob.ndim != 3:
+        raise ValueError(f"expected a 3D (z, y, x) probability map, got shape {prob.shape}")
+    if pancreas_mask_zyx is not None:
+        prob = restrict_to_pancreas(prob, pancreas_mask_zyx, dilate_mm, spacing_zyx)
+    blobs, _, _ = extract_lesion_candidates(
+        prob,
+        threshold=threshold,
+        dynamic_threshold_factor=dynamic_threshold_factor,
+        min_voxels_detection=min_voxels_detection,
+    )
+    return blobs.astype(np.float32)
+
+
+def full_size_detection_map(
+    det_crop_zyx: np.ndarray,
+    start_xyz: Sequence[int],
+    size_xyz: Sequence[int],
+    reference: sitk.Image | sitk.ImageFileReader,
+) -> sitk.Image:
+    """Paste a crop's detection map into a zero map with `reference`'s exact geometry (float32).
+
+    `reference` may be the CT or just its header (`io.read_image_header`): only size, spacing, origin
+    and direction are used. Never resampled: interpolation would break the constant-valued blobs.
+    """
+    full_size_xyz = tuple(reference.GetSize())
+    start, size = np.asarray(start_xyz, dtype=int), np.asarray(size_xyz, dtype=int)
+    if len(full_size_xyz) != 3 or start.shape != (3,) or size.shape != (3,):
+        raise ValueError("expected a 3D reference and (x, y, z) crop start and size")
+    if det_crop_zyx.shape != tuple(size[::-1]):
+        raise ValueError(f"crop shape (z, y, x) {det_crop_zyx.shape} does not match the box size (x, y, z) "
+                         f"{tuple(size)}")
+    if start.min() < 0 or np.any(start + size > full_size_xyz):
+        raise ValueError(f"box {tuple(start)}+{tuple(size)} does not fit an image of size {full_size_xyz}")
+    full = np.zeros(full_size_xyz[::-1], dtype=np.float32)
+    (x0, y0, z0), (x1, y1, z1) = start, start + size
+    full[z0:z1, y0:y1, x0:x1] = det_crop_zyx
+    out = sitk.GetImageFromArray(full)
+    out.SetSpacing(reference.GetSpacing())
+    out.SetOrigin(reference.GetOrigin())
+    out.SetDirection(reference.GetDirection())
+    return out

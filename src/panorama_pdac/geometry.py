@@ -1,0 +1,219 @@
+"""Grids for the two-stage method: resampling, the pancreas ROI, and crop/paste between grids.
+
+Stage 1 works on a coarse copy of the CT; its pancreas prediction is turned into a box in the
+full-resolution image (`roi_from_mask`), stage 2 runs on that crop, and its detection map is pasted
+back into the full image (`paste_into`). Every mapping between grids goes through physical
+coordinates, because CT direction matrices are not always identity (flips, slight obliquity) and the
+two grids have different spacings.
+
+Axis order: SimpleITK arrays are (z, y, x); spacings, sizes, indices and margins here are (x, y, z),
+as SimpleITK and the config use them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+AIR_HU = -1024.0
+PANCREAS_LABELS = (1, 4, 5)  # lesion, parenchyma, duct (METHOD.md §2)
+_VOXEL_TOLERANCE = 1e-6  # allowance for float noise, in voxels
+
+
+def resample_to_spacing(
+    image: sitk.Image, spacing_xyz: Sequence[float], is_label: bool, pad_value: float | None = None
+) -> sitk.Image:
+    """Resample to `spacing_xyz` keeping origin, direction and pixel type.
+
+    Images use B-spline interpolation and pad with air (-1024 HU); labels use nearest neighbour and
+    pad with 0. The output has enough voxels to cover the input's physical extent.
+    """
+    spacing_in = np.array(image.GetSpacing())
+    spacing_out = np.array(spacing_xyz, dtype=float)
+    extent = np.array(image.GetSize()) * spacing_in
+    # The tolerance keeps float noise (e.g. 9.0000001 voxels) from adding a padded slab.
+    size_out = np.maximum(1, np.ceil(extent / spacing_out - _VOXEL_TOLERANCE)).astype(int)
+    if pad_value is None:
+        pad_value = 0.0 if is_label else AIR_HU
+    return sitk.Resample(
+        image,
+        [int(s) for s in size_out],
+        sitk.Transform(),
+        sitk.sitkNearestNeighbor if is_label else sitk.sitkBSpline,
+        image.GetOrigin(),
+        tuple(spacing_out),
+        image.GetDirection(),
+        float(pad_value),
+        image.GetPixelID(),
+    )
+
+
+def resample_to_reference(
+    image: sitk.Image, reference: sitk.Image, is_label: bool, pad_value: float = 0.0
+) -> sitk.Image:
+    """Resample `image` onto `reference`'s grid (size, spacing, origin, direction).
+
+    Labels use nearest neighbour; anything else is linear, which, unlike B-spline, cannot push a
+    probability map outside [0, 1].
+    """
+    interpolator = sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear
+    return sitk.Resample(image, reference, sitk.Transform(), interpolator, float(pad_value), image.GetPixelID())
+
+
+def pancreas_mask(label: sitk.Image | np.ndarray, values: Iterable[int] = PANCREAS_LABELS) -> sitk.Image | np.ndarray:
+    """Binary (uint8) pancreas mask from a label map; an image stays an image with the same geometry."""
+    values = list(values)
+    if isinstance(label, sitk.Image):
+        mask = sitk.GetImageFromArray(np.isin(sitk.GetArrayViewFromImage(label), values).astype(np.uint8))
+        mask.CopyInformation(label)
+        return mask
+    return np.isin(label, values).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A box of voxels in a full-resolution image.
+
+    `index_start_xyz` / `index_size_xyz` index that image; `physical_min_xyz` / `physical_max_xyz`
+    are the world-coordinate (mm) bounds of the box's 8 outer corners (voxel edges), kept so a report
+    can show where the box is without the image. `fallback` marks a box that is the whole image
+    because no usable mask was given, with the reason.
+    """
+
+    index_start_xyz: tuple[int, int, int]
+    index_size_xyz: tuple[int, int, int]
+    physical_min_xyz: tuple[float, float, float]
+    physical_max_xyz: tuple[float, float, float]
+    margin_mm_xyz: tuple[float, float, float]
+    fallback: bool = False
+    fallback_reason: str | None = None
+
+    def to_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Roi:
+        return cls(
+            index_start_xyz=tuple(int(v) for v in data["index_start_xyz"]),
+            index_size_xyz=tuple(int(v) for v in data["index_size_xyz"]),
+            physical_min_xyz=tuple(float(v) for v in data["physical_min_xyz"]),
+            physical_max_xyz=tuple(float(v) for v in data["physical_max_xyz"]),
+            margin_mm_xyz=tuple(float(v) for v in data["margin_mm_xyz"]),
+            fallback=bool(data["fallback"]),
+            fallback_reason=data["fallback_reason"],
+        )
+
+    @property
+    def index_stop_xyz(self) -> tuple[int, int, int]:
+        """Exclusive end index per axis (x, y, z)."""
+        return tuple(s + n for s, n in zip(self.index_start_xyz, self.index_size_xyz))
+
+
+def _box_corners(lo_xyz: Sequence[float], hi_xyz: Sequence[float]) -> list[tuple[float, ...]]:
+    return list(itertools.product(*zip(lo_xyz, hi_xyz)))
+
+
+def _make_roi(
+    reference: sitk.Image, start_xyz: np.ndarray, stop_xyz: np.ndarray, margin_mm_xyz, reason: str | None = None
+) -> Roi:
+    """Roi for voxels [start, stop) of `reference`, with its world bounds taken at the voxel edges."""
+    corners = np.array(
+        [reference.TransformContinuousIndexToPhysicalPoint(c) for c in _box_corners(start_xyz - 0.5, stop_xyz - 0.5)]
+    )
+    return Roi(
+        index_start_xyz=tuple(int(v) for v in start_xyz),
+        index_size_xyz=tuple(int(v) for v in stop_xyz - start_xyz),
+        physical_min_xyz=tuple(float(v) for v in corners.min(axis=0)),
+        physical_max_xyz=tuple(float(v) for v in corners.max(axis=0)),
+        margin_mm_xyz=tuple(float(m) for m in margin_mm_xyz),
+        fallback=reason is not None,
+        fallback_reason=reason,
+    )
+
+
+def whole_image_roi(reference: sitk.Image, reason: str, margin_mm_xyz: Sequence[float] = (0.0, 0.0, 0.0)) -> Roi:
+    """The whole image as a fallback Roi, recording why no smaller box could be used."""
+    return _make_roi(reference, np.zeros(3, dtype=int), np.array(reference.GetSize()), margin_mm_xyz, reason)
+
+
+def roi_from_mask(mask: sitk.Image, reference: sitk.Image, margin_mm_xyz: Sequence[float] = (100.0, 50.0, 15.0)) -> Roi:
+    """Box in `reference` around all foreground voxels of `mask`, grown by `margin_mm_xyz`, clipped.
+
+    `mask` may lie on any grid (the coarse stage-1 prediction, or the full-resolution ground truth):
+    the corners of its foreground bounding box (voxel edges) go to world coordinates with the mask's
+    geometry and from there to continuous indices of `reference`. The margin is in mm along each of
+    `reference`'s index axes. An empty mask, or one entirely outside `reference`, gives the whole
+    image with `fallback=True`.
+    """
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(mask != 0)
+    if not stats.HasLabel(1):
+        return whole_image_roi(reference, "empty mask: no foreground voxel", margin_mm_xyz)
+    bbox = stats.GetBoundingBox(1)  # (x0, y0, z0, size_x, size_y, size_z)
+    lo = np.array(bbox[:3]) - 0.5
+    hi = lo + np.array(bbox[3:])
+    cindex = np.array(
+        [
+            reference.TransformPhysicalPointToContinuousIndex(mask.TransformContinuousIndexToPhysicalPoint(c))
+            for c in _box_corners(lo, hi)
+        ]
+    )
+    grow = np.asarray(margin_mm_xyz, dtype=float) / np.array(reference.GetSpacing())
+    # Voxel i spans [i - 0.5, i + 0.5]: keep every voxel that overlaps the grown box, except by the
+    # float noise of the round trip through world coordinates (which would add a voxel on a shared edge).
+    start = np.floor(cindex.min(axis=0) - grow + 0.5 + _VOXEL_TOLERANCE).astype(int)
+    stop = np.ceil(cindex.max(axis=0) + grow - 0.5 - _VOXEL_TOLERANCE).astype(int) + 1
+    start = np.clip(start, 0, None)
+    stop = np.minimum(stop, reference.GetSize())
+    if np.any(stop <= start):
+        return whole_image_roi(reference, "mask lies entirely outside the image", margin_mm_xyz)
+    return _make_roi(reference, start, stop, margin_mm_xyz)
+
+
+def _check_fits(roi: Roi, size_xyz: Sequence[int]) -> None:
+    if min(roi.index_start_xyz) < 0 or any(e > n for e, n in zip(roi.index_stop_xyz, size_xyz)):
+        raise ValueError(
+            f"ROI {roi.index_start_xyz}+{roi.index_size_xyz} does not fit an image of size {tuple(size_xyz)}"
+        )
+
+
+def crop_to_roi(image: sitk.Image, roi: Roi) -> sitk.Image:
+    """The ROI's voxels of `image`, keeping their physical placement (origin moves, direction stays)."""
+    _check_fits(roi, image.GetSize())
+    return sitk.RegionOfInterest(image, roi.index_size_xyz, roi.index_start_xyz)
+
+
+def paste_into(reference: sitk.Image, crop: sitk.Image | np.ndarray, roi: Roi, fill: float = 0) -> sitk.Image:
+    """Full-size image with `reference`'s exact geometry: `crop` inside the ROI, `fill` elsewhere.
+
+    No resampling, so a detection map keeps its constant-valued blobs. `crop` is an image on the
+    ROI's grid or a (z, y, x) array of the ROI's size; an image placed elsewhere is refused rather
+    than pasted at the wrong spot.
+    """
+    _check_fits(roi, reference.GetSize())
+    if isinstance(crop, sitk.Image):
+        expected_origin = reference.TransformIndexToPhysicalPoint(roi.index_start_xyz)
+        tolerance = 0.1 * min(reference.GetSpacing())  # NIfTI stores geometry as float32
+        if not (
+            np.allclose(crop.GetOrigin(), expected_origin, atol=tolerance)
+            and np.allclose(crop.GetSpacing(), reference.GetSpacing(), rtol=1e-4)
+            and np.allclose(crop.GetDirection(), reference.GetDirection(), atol=1e-4)
+        ):
+            raise ValueError(
+                f"crop geometry (origin {crop.GetOrigin()}) does not match the ROI at {roi.index_start_xyz} "
+                f"(origin {expected_origin})"
+            )
+        crop = sitk.GetArrayFromImage(crop)
+    expected_shape = tuple(reversed(roi.index_size_xyz))
+    if crop.shape != expected_shape:
+        raise ValueError(f"crop shape (z, y, x) {crop.shape} does not match the ROI's {expected_shape}")
+    full = np.full(tuple(reversed(reference.GetSize())), fill, dtype=crop.dtype)
+    (x0, y0, z0), (x1, y1, z1) = roi.index_start_xyz, roi.index_stop_xyz
+    full[z0:z1, y0:y1, x0:x1] = crop
+    out = sitk.GetImageFromArray(full)
+    out.CopyInformation(reference)
+    return out

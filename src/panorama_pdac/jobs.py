@@ -1,0 +1,54 @@
+"""What every workflow script shares: its log file and how it reports a failure.
+
+Scripts stay thin: `run_job(snakemake, main)` sends everything the job prints (ours, nnU-Net's, C
+libraries') to the rule's log, and turns a PanoramaError into one sentence on the terminal instead of a
+traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from .errors import PanoramaError
+
+
+@contextlib.contextmanager
+def _fd_redirect(log_path: str):
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "a", buffering=1) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield os.fdopen(os.dup(saved[1]), "w", buffering=1)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def run_job(snakemake, main: Callable) -> None:
+    """Run `main(snakemake)` with output to the rule's first log file (if any)."""
+    log = snakemake.log[0] if len(snakemake.log) else None
+    ctx = _fd_redirect(log) if log else contextlib.nullcontext(sys.stderr)
+    with ctx as terminal:
+        try:
+            main(snakemake)
+        except PanoramaError as e:
+            print(f"ERROR: {e}", file=sys.stderr)
+            print(f"ERROR in rule {snakemake.rule}: {e}" + (f" (log: {log})" if log else ""), file=terminal)
+            terminal.flush()
+            sys.exit(1)
+        except BaseException:
+            traceback.print_exc()
+            raise

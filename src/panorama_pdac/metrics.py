@@ -1,0 +1,278 @@
+"""The challenge's metrics, computed with picai_eval as the PANORAMA evaluator does (METHOD.md §5).
+
+Lesion-level results (TP / FP / FN with confidences) come from the detection maps, matched to the PDAC
+label (value 1) with picai_eval's hit criterion, IoU >= threshold. AP, lesion sensitivity and the FROC
+depend only on them. AUROC is patient level: picai_eval's case prediction (the map's maximum) is
+replaced by each case score (classification head, detection, fused), so fusion moves AUROC, never AP.
+
+A set with one class has no AUROC; the result then says "undefined" and why, never NaN. Everything
+returned is plain JSON (floats, strings, lists, None).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import version
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+from picai_eval import Metrics
+from picai_eval.eval import evaluate_case
+
+from .errors import DataError
+from .io import read_image
+from .localisation_qa import dice
+from .published import TABLE4
+
+LESION_LABEL = 1
+FP_PER_CASE = (0.01, 0.001)  # operating points of the lesion sensitivity the challenge reports
+UNDEFINED = "undefined"
+SCORE_NAMES = {"cls": "classification head alone", "det": "detection map alone", "fused": "fused score"}
+
+ArrayOrPath = np.ndarray | str | os.PathLike
+
+
+def lesion_mask(label: np.ndarray) -> np.ndarray:
+    """Binary PDAC mask of a PANORAMA label map (other values are anatomy, not lesions)."""
+    return (label == LESION_LABEL).astype(np.int32)
+
+
+def lesion_dice(pred: np.ndarray, label: np.ndarray) -> float | None:
+    """Dice of the predicted lesion (non-zero voxels of a detection map or mask) against the PDAC label;
+    None for a case without PDAC, where Dice says nothing about the lesion."""
+    truth = label == LESION_LABEL
+    return dice(pred != 0, truth) if truth.any() else None
+
+
+def _load(item: ArrayOrPath, case_id: str) -> tuple[np.ndarray, sitk.Image | None]:
+    if isinstance(item, np.ndarray):
+        return item, None
+    image = read_image(item, case_id)
+    return sitk.GetArrayFromImage(image), image
+
+
+def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
+    # Tolerances allow for NIfTI storing geometry as float32.
+    return (np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=1e-4)
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=0.1 * min(a.GetSpacing()))
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4))
+
+
+def _evaluate_one(case_id: str, det_item: ArrayOrPath, label_item: ArrayOrPath,
+                  iou_thresholds: Sequence[float]) -> dict:
+    """Lesion results per IoU threshold, the map's maximum and the lesion Dice of one case."""
+    det, det_image = _load(det_item, case_id)
+    label, label_image = _load(label_item, case_id)
+    where = det_item if det_image is not None else "detection map (array)"
+    if det.shape != label.shape:
+        raise DataError(where, f"detection map shape (z, y, x) {det.shape} differs from the label's {label.shape}",
+                        case_id)
+    if det_image is not None and label_image is not None and not _same_geometry(det_image, label_image):
+        raise DataError(where, "detection map geometry (spacing, origin, direction) differs from the label's",
+                        case_id)
+    if not np.isfinite(det).all():
+        raise DataError(where, "detection map holds NaN or infinite values", case_id)
+    lesion_results, det_max = {}, 0.0
+    for iou in iou_thresholds:
+        try:
+            lesion_results[iou], det_max, *_ = evaluate_case(
+                det, label, min_overlap=iou, overlap_func="IoU", y_true_postprocess_func=lesion_mask)
+        except ValueError as e:  # negative values, or a softmax map instead of constant-valued blobs
+            raise DataError(where, f"not a valid detection map ({e})", case_id) from e
+    return {"lesion_results": lesion_results, "det_max": float(det_max), "pdac": bool((label == LESION_LABEL).any()),
+            "lesion_dice": lesion_dice(det, label)}
+
+
+def _entry(value: float | None = None, ci: Sequence[float] | None = None, undefined: str | None = None) -> dict:
+    if undefined is not None:
+        return {"value": UNDEFINED, "ci_low": None, "ci_high": None, "reason": undefined}
+    return {"value": float(value), "ci_low": None if ci is None else float(ci[0]),
+            "ci_high": None if ci is None else float(ci[1])}
+
+
+def _ci(values: list[float]) -> Sequence[float] | None:
+    return np.percentile(values, [2.5, 97.5]) if values else None
+
+
+def _stratified_resamples(targets: dict[str, int], n_bootstrap: int, seed: int) -> list[np.ndarray]:
+    """Bootstrap case lists drawn within each class, so every resample keeps the set's class balance.
+
+    picai_eval's own `bootstrap_score_ci` draws from all cases at once: on a small fold a resample
+    without PDAC makes AUROC NaN, and one NaN turns the whole interval into NaN.
+    """
+    rng = np.random.default_rng(seed)
+    groups = [np.array([c for c, t in targets.items() if t == k]) for k in (0, 1)]
+    return [np.concatenate([rng.choice(g, size=len(g)) for g in groups]) for _ in range(n_bootstrap)]
+
+
+def _scope_results(cases: list[str], per_case: dict[str, dict], scores: Mapping[str, Mapping[str, float]],
+                   iou_thresholds: Sequence[float], n_bootstrap: int, seed: int) -> tuple[list[dict], dict]:
+    """Metric rows (score x IoU) for one set of cases, and its curves."""
+    by_iou = {iou: Metrics(lesion_results={c: per_case[c]["lesion_results"][iou] for c in cases})
+              for iou in iou_thresholds}
+    targets = next(iter(by_iou.values())).case_target
+    n_pdac = int(sum(targets.values()))
+    n_other = len(cases) - n_pdac
+    resamples = _stratified_resamples(targets, n_bootstrap, seed)
+    curves = {"roc": {}, "pr": {}, "froc": {}}
+
+    auroc, auroc_boot = {}, {}
+    for name, score in scores.items():
+        if n_pdac == 0 or n_other == 0:
+            auroc[name] = _entry(undefined=f"only one class: {n_pdac} PDAC and {n_other} non-PDAC cases")
+            continue
+        # Same lesion results, case prediction replaced by this score.
+        m = Metrics(lesion_results=by_iou[iou_thresholds[0]].lesion_results, case_pred={c: score[c] for c in cases})
+        roc = m.calculate_ROC()
+        auroc_boot[name] = [m.calc_auroc(subject_list=s) for s in resamples]
+        auroc[name] = _entry(roc["AUROC"], _ci(auroc_boot[name]))
+        curves["roc"][name] = {"fpr": roc["FPR"].tolist(), "tpr": roc["TPR"].tolist(), "auroc": float(roc["AUROC"])}
+
+    dices = [per_case[c]["lesion_dice"] for c in cases if per_case[c]["lesion_dice"] is not None]
+    dice_entry = _entry(np.mean(dices)) if dices else _entry(undefined="no PDAC case")
+    no_lesion = "no PDAC lesion in this set"
+    rows = []
+    for iou, m in by_iou.items():
+        if m.num_lesions:
+            pr = m.calculate_precision_recall()
+            ap_boot = [m.calc_AP(subject_list=s) for s in resamples]
+            ap = _entry(pr["AP"], _ci(ap_boot))
+            sensitivity = {f"sensitivity_at_{fp:g}_fp": _entry(m.lesion_TPR_at_FPR(fp)) for fp in FP_PER_CASE}
+            finite = np.isfinite(m.lesion_FPR)  # picai_eval closes the FROC at infinitely many FPs
+            curves["pr"][f"{iou:g}"] = {"recall": pr["recall"].tolist(), "precision": pr["precision"].tolist(),
+                                        "ap": float(pr["AP"])}
+            curves["froc"][f"{iou:g}"] = {"fp_per_case": m.lesion_FPR[finite].tolist(),
+                                          "sensitivity": m.lesion_TPR[finite].tolist()}
+        else:
+            ap_boot, ap = [], _entry(undefined=no_lesion)
+            sensitivity = {f"sensitivity_at_{fp:g}_fp": _entry(undefined=no_lesion) for fp in FP_PER_CASE}
+        for name in scores:
+            if auroc[name]["value"] == UNDEFINED or ap["value"] == UNDEFINED:
+                mean = _entry(undefined="AUROC or AP undefined")
+            else:
+                boot = [(a + b) / 2 for a, b in zip(auroc_boot[name], ap_boot)]
+                mean = _entry((auroc[name]["value"] + ap["value"]) / 2, _ci(boot))
+            rows.append({"score": name, "iou": float(iou), "n_cases": len(cases), "n_pdac": n_pdac,
+                         "n_lesions": int(m.num_lesions),
+                         "metrics": {"auroc": auroc[name], "ap": ap, "auroc_ap_mean": mean, **sensitivity,
+                                     "lesion_dice": dice_entry}})
+    return rows, curves
+
+
+def evaluate_cases(
+    det_maps: Mapping[str, ArrayOrPath],
+    labels: Mapping[str, ArrayOrPath],
+    case_scores: Mapping[str, Mapping[str, float]] | None = None,
+    iou_thresholds: Sequence[float] = (0.10, 0.15),
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    folds: Mapping[str, int] | None = None,
+    variant: str = "",
+    threads: int = 1,
+) -> dict:
+    """Evaluate detection maps against PANORAMA label maps (arrays or image paths), per case score.
+
+    `case_scores` maps a score name ('cls', 'det', 'fused') to {case: score}; without it the only score
+    is picai_eval's own, the detection map's maximum ('det'). Metrics are given for all cases pooled
+    (scope 'all') and, with `folds`, per fold ('fold_k'); curves for the pooled set.
+    """
+    cases = sorted(labels)
+    if set(det_maps) != set(cases):
+        raise ValueError(f"detection maps and labels disagree on the cases: no detection map for "
+                         f"{sorted(set(cases) - set(det_maps))}, no label for {sorted(set(det_maps) - set(cases))}")
+    if folds is not None and set(cases) - set(folds):
+        raise ValueError(f"no fold for cases {sorted(set(cases) - set(folds))}")
+    iou_thresholds = tuple(float(t) for t in iou_thresholds)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        per_case = dict(zip(cases, pool.map(
+            lambda c: _evaluate_one(c, det_maps[c], labels[c], iou_thresholds), cases)))
+    if case_scores is None:
+        case_scores = {"det": {c: per_case[c]["det_max"] for c in cases}}
+    for name, score in case_scores.items():
+        if set(cases) - set(score):
+            raise ValueError(f"case score {name!r} is missing for cases {sorted(set(cases) - set(score))}")
+
+    scopes = {"all": cases}
+    for fold in sorted(set(folds.values())) if folds is not None else []:
+        scopes[f"fold_{fold}"] = [c for c in cases if folds[c] == fold]
+    results, curves = [], {}
+    for scope, scope_cases in scopes.items():
+        rows, scope_curves = _scope_results(scope_cases, per_case, case_scores, iou_thresholds, n_bootstrap, seed)
+        results += [{"scope": scope, **row} for row in rows]
+        if scope == "all":
+            curves = scope_curves
+
+    return {
+        "variant": variant,
+        "picai_eval_version": version("picai_eval"),
+        "hit_criterion": "IoU >= threshold (picai_eval overlap_func='IoU', min_overlap)",
+        "label_postprocess": f"label == {LESION_LABEL}",
+        "iou_thresholds": list(iou_thresholds),
+        "scores": list(case_scores),
+        "n_bootstrap": n_bootstrap,
+        "bootstrap": "stratified by case class, percentile 95% interval",
+        "seed": seed,
+        "results": results,
+        "cases": [{"case_id": c, "fold": None if folds is None else int(folds[c]),
+                   "pdac": per_case[c]["pdac"],
+                   "det_max": per_case[c]["det_max"], "lesion_dice": per_case[c]["lesion_dice"],
+                   **{f"score_{name}": float(score[c]) for name, score in case_scores.items()}}
+                  for c in cases],
+        "curves": curves,
+    }
+
+
+def metrics_table(result: dict) -> pd.DataFrame:
+    """Tidy table: one row per variant x score x IoU x scope x metric; undefined values say why in `note`."""
+    return pd.DataFrame([
+        {"variant": result["variant"], "score": row["score"], "iou": row["iou"], "scope": row["scope"],
+         "metric": metric, "value": entry["value"], "ci_low": entry["ci_low"], "ci_high": entry["ci_high"],
+         "note": entry.get("reason", "")}
+        for row in result["results"] for metric, entry in row["metrics"].items()
+    ])
+
+
+def _row(result: dict, score: str, iou: float, scope: str) -> dict | None:
+    return next((r for r in result["results"]
+                 if r["score"] == score and r["scope"] == scope and np.isclose(r["iou"], iou)), None)
+
+
+def table4(results_by_variant: Mapping[str, dict], iou: float = 0.10, scope: str = "all") -> pd.DataFrame:
+    """Our counterpart of the winner's Table 4: per variant, AUROC and AP (95% CI) of the classification
+    head alone, the detection map alone and the fused score, with the published values beside ours."""
+    rows = []
+    for variant, result in results_by_variant.items():
+        for score, name in SCORE_NAMES.items():
+            row = _row(result, score, iou, scope)
+            if row is None:
+                continue
+            auroc, ap = row["metrics"]["auroc"], row["metrics"]["ap"]
+            published = TABLE4.get(score)
+            rows.append({
+                "variant": variant, "case_score": name, "n_cases": row["n_cases"],
+                "auroc": auroc["value"], "auroc_ci_low": auroc["ci_low"], "auroc_ci_high": auroc["ci_high"],
+                "ap": ap["value"], "ap_ci_low": ap["ci_low"], "ap_ci_high": ap["ci_high"],
+                "published_auroc": published.auroc if published else None,
+                "published_ap": published.ap if published else None,
+                "published_source": published.source if published else "",
+            })
+    return pd.DataFrame(rows)
+
+
+def curve_sets(results_by_variant: Mapping[str, dict], iou: float = 0.10) -> dict[str, dict[str, tuple]]:
+    """The pooled curves of every variant, labelled, in the form `figures.plot_roc/pr/froc` take."""
+    sets = {"roc": {}, "pr": {}, "froc": {}}
+    key = f"{iou:g}"
+    for variant, result in results_by_variant.items():
+        curves = result["curves"]
+        for score, c in curves["roc"].items():
+            sets["roc"][f"{variant}: {SCORE_NAMES.get(score, score)}"] = (c["fpr"], c["tpr"], c["auroc"])
+        if key in curves["pr"]:
+            c = curves["pr"][key]
+            sets["pr"][variant] = (c["recall"], c["precision"], c["ap"])
+            c = curves["froc"][key]
+            sets["froc"][variant] = (c["fp_per_case"], c["sensitivity"])
+    return sets

@@ -1,0 +1,102 @@
+"""Fingerprint, plan and preprocess a raw nnU-Net dataset through nnU-Net's API, with our splits and
+config-driven plan overrides (tiny CPU networks for the demo, the winner's patch size for real runs)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..io import read_json, write_json
+
+# Planner classes by the names users know from nnU-Net's CLI (-pl).
+PLANNERS = {
+    "ExperimentPlanner": ("nnunetv2.experiment_planning.experiment_planners.default_experiment_planner", "ExperimentPlanner"),
+    "nnUNetPlannerResEncM": ("nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_encoder_unet_planners", "nnUNetPlannerResEncM"),
+    "nnUNetPlannerResEncL": ("nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_encoder_unet_planners", "nnUNetPlannerResEncL"),
+    "nnUNetPlannerResEncXL": ("nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_encoder_unet_planners", "nnUNetPlannerResEncXL"),
+}
+
+
+def planner_class(name: str):
+    if name not in PLANNERS:
+        raise ConfigError(f"unknown nnU-Net planner '{name}'; choose one of {sorted(PLANNERS)}")
+    module, cls = PLANNERS[name]
+    return getattr(__import__(module, fromlist=[cls]), cls)
+
+
+def override_configuration(plans: dict, configuration: str, overrides: dict) -> dict:
+    """Return a copy of `plans` whose `configuration` follows `overrides` (keys may be absent or null):
+
+    patch_size (z, y, x): the network topology is recomputed for it as nnU-Net's planner would;
+    batch_size; base_features / max_features: features per stage = min(max, base * 2**stage);
+    n_conv_per_stage: convolutions (plain encoder) or residual blocks (ResEnc) per encoder stage, and
+    per decoder stage.
+    """
+    from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
+
+    plans = copy.deepcopy(plans)
+    if configuration not in plans["configurations"]:
+        raise ConfigError(f"configuration '{configuration}' not in plans {plans.get('plans_name')}")
+    conf = plans["configurations"][configuration]
+    arch = conf["architecture"]["arch_kwargs"]
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+
+    if "patch_size" in overrides:
+        _, strides, kernels, patch, _ = get_pool_and_conv_props(conf["spacing"], overrides["patch_size"], 4, 999999)
+        conf["patch_size"] = [int(p) for p in patch]
+        arch["n_stages"] = len(strides)
+        arch["strides"] = [list(s) for s in strides]
+        arch["kernel_sizes"] = [list(k) for k in kernels]
+    n_stages = arch["n_stages"]
+    if "base_features" in overrides or "max_features" in overrides or "patch_size" in overrides:
+        base = overrides.get("base_features", arch["features_per_stage"][0])
+        top = overrides.get("max_features", max(arch["features_per_stage"]))
+        arch["features_per_stage"] = [min(top, base * 2**i) for i in range(n_stages)]
+    encoder_key = "n_blocks_per_stage" if "n_blocks_per_stage" in arch else "n_conv_per_stage"
+    if "n_conv_per_stage" in overrides:
+        arch[encoder_key] = [overrides["n_conv_per_stage"]] * n_stages
+        arch["n_conv_per_stage_decoder"] = [overrides["n_conv_per_stage"]] * (n_stages - 1)
+    else:  # keep the planner's counts, cut or padded to the (possibly new) number of stages
+        arch[encoder_key] = (list(arch[encoder_key]) + [arch[encoder_key][-1]] * n_stages)[:n_stages]
+        dec = list(arch["n_conv_per_stage_decoder"])
+        arch["n_conv_per_stage_decoder"] = (dec + [dec[-1]] * n_stages)[: n_stages - 1]
+    if "batch_size" in overrides:
+        conf["batch_size"] = int(overrides["batch_size"])
+    return plans
+
+
+def plan_and_preprocess(
+    dataset_id: int,
+    planner: str,
+    configuration: str,
+    overrides: dict,
+    splits: list[dict],
+    num_processes: int = 1,
+    plans_name: str | None = None,
+) -> Path:
+    """Plan `dataset_id` (folders from nnU-Net's environment, see env.py), apply `overrides` to
+    `configuration`, save our `splits` as splits_final.json and preprocess that one configuration.
+    Returns the plans file in the preprocessed dataset folder."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+        extract_fingerprint_dataset,
+        plan_experiment_dataset,
+        preprocess_dataset,
+    )
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
+
+    # The planner sizes torch's thread pool from the augmentation worker count, and 0 (our training
+    # setting on few cores) crashes it.
+    os.environ["nnUNet_n_proc_DA"] = str(max(1, num_processes))
+    extract_fingerprint_dataset(dataset_id, num_processes=num_processes, check_dataset_integrity=True,
+                                clean=True, verbose=False, show_progress_bar=False)
+    _, identifier = plan_experiment_dataset(dataset_id, planner_class(planner), overwrite_plans_name=plans_name)
+    folder = Path(str(nnUNet_preprocessed)) / convert_id_to_dataset_name(dataset_id)
+    plans_file = folder / f"{identifier}.json"
+    write_json(override_configuration(read_json(plans_file), configuration, overrides), plans_file)
+    write_json(splits, folder / "splits_final.json")
+    preprocess_dataset(dataset_id, identifier, configurations=(configuration,), num_processes=(num_processes,),
+                       verbose=False, show_progress_bar=False)
+    return plans_file

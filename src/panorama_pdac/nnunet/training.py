@@ -1,0 +1,104 @@
+"""Train one fold of an nnU-Net trainer into a folder we choose, resuming where a killed job stopped.
+
+The trainer class is passed in (stock `nnUNetTrainer` for stage 1, our multi-task trainers for stage 2):
+no lookup by name. The output folder is ours (results/stage*/.../fold_k), not nnU-Net's default tree,
+so Snakemake targets stay short and guessable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..io import read_json
+
+LATEST = "checkpoint_latest.pth"
+FINAL = "checkpoint_final.pth"
+TRAINING_LOG = "training_log.txt"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long and how fast to train; values from config (stage / step)."""
+
+    num_epochs: int
+    iterations_per_epoch: int
+    val_iterations_per_epoch: int
+    save_every: int = 1
+    initial_lr: float | None = None
+
+    def apply(self, trainer) -> None:
+        trainer.num_epochs = self.num_epochs
+        trainer.num_iterations_per_epoch = self.iterations_per_epoch
+        trainer.num_val_iterations_per_epoch = self.val_iterations_per_epoch
+        trainer.save_every = self.save_every
+        if self.initial_lr is not None:
+            trainer.initial_lr = self.initial_lr
+
+
+def relocate(trainer, output_folder: str | os.PathLike) -> None:
+    """Send everything the trainer writes (checkpoints, progress.png, log, plans copy) to `output_folder`.
+
+    The training log gets a fixed name (nnU-Net stamps it with the start time) so that the workflow can
+    declare it, and a resumed job appends to the same file."""
+    out = Path(output_folder)
+    out.mkdir(parents=True, exist_ok=True)
+    old_log = Path(trainer.log_file)
+    trainer.output_folder_base = str(out)
+    trainer.output_folder = str(out)
+    trainer.log_file = str(out / TRAINING_LOG)
+    with open(trainer.log_file, "a") as log:
+        if old_log.is_file():
+            log.write(old_log.read_text())
+            old_log.unlink()
+    trainer.logger.output_folder = str(out)
+
+
+def build_trainer(trainer_class, plans_file, dataset_json_file, configuration: str, fold: int,
+                  output_folder, device: torch.device, resume: bool = False):
+    plans = read_json(plans_file)
+    plans["continue_training"] = resume
+    trainer = trainer_class(plans, configuration, fold, read_json(dataset_json_file), device=device)
+    relocate(trainer, output_folder)
+    return trainer
+
+
+def train_fold(
+    trainer_class,
+    plans_file: str | os.PathLike,
+    dataset_json_file: str | os.PathLike,
+    configuration: str,
+    fold: int,
+    output_folder: str | os.PathLike,
+    schedule: Schedule,
+    device: torch.device,
+    init_weights: str | os.PathLike | None = None,
+    configure=None,
+) -> Path:
+    """Run (or continue) training; returns the final checkpoint.
+
+    A `checkpoint_latest.pth` left by a killed job wins over `init_weights`: the job resumes with its epoch
+    count, optimiser and logs. `init_weights` (a previous step's final checkpoint) is loaded strictly, since
+    nnU-Net's own pretrained-weight loader silently skips the segmentation layers. `configure(trainer)` sets
+    trainer-specific options before initialisation.
+    """
+    latest = Path(output_folder) / LATEST
+    resume = latest.is_file()
+    trainer = build_trainer(trainer_class, plans_file, dataset_json_file, configuration, fold, output_folder,
+                            device, resume)
+    schedule.apply(trainer)
+    if configure is not None:
+        configure(trainer)
+    trainer.initialize()
+    if resume:
+        trainer.print_to_log_file(f"Resuming from {latest}")
+        trainer.load_checkpoint(str(latest))
+    elif init_weights is not None:
+        state = torch.load(init_weights, map_location=trainer.device, weights_only=False)["network_weights"]
+        trainer.network.load_state_dict(state, strict=True)
+        trainer.print_to_log_file(f"Initialised from {init_weights} (strict)")
+    trainer.run_training()
+    return Path(output_folder) / FINAL

@@ -1,0 +1,37 @@
+"""Small self-contained HTML pages for Snakemake's report: tables rendered as tables, not raw TSV."""
+
+from __future__ import annotations
+
+import html
+import os
+
+import pandas as pd
+
+from .io import write_text
+
+_STYLE = """<style>
+body{font-family:sans-serif;margin:1em;font-size:14px}
+table{border-collapse:collapse;margin-bottom:1.5em}
+th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}
+th{background:#eee}
+td:first-child,th:first-child{text-align:left}
+p.note{color:#555}
+</style>"""
+
+
+def _section(heading: str, content) -> str:
+    if isinstance(content, dict):
+        content = pd.DataFrame({"item": list(content), "value": [str(v) for v in content.values()]})
+    if isinstance(content, pd.DataFrame):
+        body = content.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:.4g}") \
+            if len(content) else '<p class="note">none</p>'
+    else:
+        body = f'<p class="note">{html.escape(str(content))}</p>'
+    return f"<h2>{html.escape(heading)}</h2>\n{body}"
+
+
+def write_html_tables(title: str, sections: list[tuple[str, object]], path: str | os.PathLike) -> None:
+    """One page with a heading per section; a section is a DataFrame, a dict (two-column table) or text."""
+    parts = "\n".join(_section(h, c) for h, c in sections)
+    write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{_STYLE}"
+               f"</head><body><h1>{html.escape(title)}</h1>\n{parts}\n</body></html>\n", path)

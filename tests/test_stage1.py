@@ -1,0 +1,150 @@
+"""Stage 1 through nnU-Net's API on a tiny data set: conversion, planning with overrides, training into our
+folder, resuming a killed job, and loading the model folder with nnU-Net's own predictor."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+import torch
+
+from panorama_pdac.io import read_json, write_image
+from panorama_pdac.nnunet.env import configure_nnunet_env
+from panorama_pdac.nnunet.planning import override_configuration, plan_and_preprocess
+from panorama_pdac.nnunet.training import LATEST, Schedule, train_fold
+from panorama_pdac.stage1 import DATASET_ID, build_stage1_dataset, copy_model_files, raw_dataset_dir
+
+TINY = {"patch_size": [8, 16, 16], "batch_size": 2, "base_features": 4, "max_features": 16, "n_conv_per_stage": 1}
+
+
+def _case(tmp, case_id, rng, shift):
+    label = np.zeros((16, 48, 48), np.uint8)  # (z, y, x)
+    label[6:10, 20:28, 10 + shift:34 + shift] = 4
+    label[7:9, 22:26, 14 + shift:18 + shift] = 1
+    image = rng.normal(0, 20, label.shape) + np.where(label == 4, 110, np.where(label == 1, 50, 0))
+    img = sitk.GetImageFromArray(image.astype(np.int16))
+    img.SetSpacing((2.0, 2.0, 4.5))
+    img.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    lab = sitk.GetImageFromArray(label)
+    lab.CopyInformation(img)
+    write_image(img, tmp / "images" / f"{case_id}_0000.nii.gz")
+    write_image(lab, tmp / "labels" / f"{case_id}.nii.gz")
+    return {"case_id": case_id, "image": str(tmp / "images" / f"{case_id}_0000.nii.gz"),
+            "label": str(tmp / "labels" / f"{case_id}.nii.gz")}
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("stage1")
+    rng = np.random.default_rng(0)
+    cases = pd.DataFrame([_case(tmp, f"10000{i}_00001", rng, i) for i in range(6)])
+    root = tmp / "nnunet"
+    configure_nnunet_env(root, threads=1)
+    dataset_json = build_stage1_dataset(cases, root, (4.5, 4.5, 9.0), (1, 4, 5), threads=2)
+    ids = list(cases.case_id)
+    splits = [{"train": ids[2:], "val": ids[:2]}, {"train": ids[:4], "val": ids[4:]}]
+    plans = plan_and_preprocess(DATASET_ID, "ExperimentPlanner", "3d_fullres", TINY, splits, num_processes=1)
+    model = tmp / "model"
+    copy_model_files(plans, dataset_json, model)
+    return {"tmp": tmp, "cases": cases, "root": root, "model": model, "ids": ids}
+
+
+def test_conversion_resamples_and_binarises(stage1):
+    raw = raw_dataset_dir(stage1["root"])
+    img = sitk.ReadImage(str(raw / "imagesTr" / f"{stage1['ids'][0]}_0000.nii.gz"))
+    lab = sitk.ReadImage(str(raw / "labelsTr" / f"{stage1['ids'][0]}.nii.gz"))
+    assert img.GetSpacing() == pytest.approx((4.5, 4.5, 9.0))
+    assert img.GetDirection() == pytest.approx((-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    assert lab.GetSize() == img.GetSize()
+    assert set(np.unique(sitk.GetArrayFromImage(lab))) == {0, 1}
+    assert read_json(raw / "dataset.json")["numTraining"] == 6
+
+
+def test_conversion_redoes_only_changed_cases(stage1, capsys):
+    build_stage1_dataset(stage1["cases"], stage1["root"], (4.5, 4.5, 9.0), (1, 4, 5))
+    assert "6 up to date, 0 to do" in capsys.readouterr().out
+    os.utime(stage1["cases"].image[3])  # a newer input file
+    build_stage1_dataset(stage1["cases"], stage1["root"], (4.5, 4.5, 9.0), (1, 4, 5))
+    assert "5 up to date, 1 to do" in capsys.readouterr().out
+
+
+def test_plan_overrides_reach_the_plans(stage1):
+    conf = read_json(stage1["model"] / "plans.json")["configurations"]["3d_fullres"]
+    assert conf["batch_size"] == 2
+    arch = conf["architecture"]["arch_kwargs"]
+    assert arch["features_per_stage"][0] == 4 and max(arch["features_per_stage"]) <= 16
+    assert set(arch["n_conv_per_stage"]) == {1}
+    assert len(arch["strides"]) == arch["n_stages"] == len(arch["features_per_stage"])
+
+
+def test_override_patch_size_recomputes_topology():
+    plans = {"configurations": {"c": {"spacing": [1.5, 0.75, 0.75], "patch_size": [8, 8, 8], "batch_size": 2,
+                                      "architecture": {"arch_kwargs": {
+                                          "n_stages": 2, "features_per_stage": [32, 64], "strides": [[1, 1, 1], [2, 2, 2]],
+                                          "kernel_sizes": [[3, 3, 3]] * 2, "n_conv_per_stage": [2, 2],
+                                          "n_conv_per_stage_decoder": [2]}}}}}
+    out = override_configuration(plans, "c", {"patch_size": [56, 192, 352]})["configurations"]["c"]
+    arch = out["architecture"]["arch_kwargs"]
+    assert out["patch_size"] == [56, 192, 352]
+    assert arch["n_stages"] == 6 and arch["features_per_stage"] == [32, 64, 128, 256, 320, 320][:6] or \
+        arch["features_per_stage"][-1] <= 64 * 2 ** 5
+    assert len(arch["n_conv_per_stage_decoder"]) == arch["n_stages"] - 1
+    assert plans["configurations"]["c"]["patch_size"] == [8, 8, 8]  # input untouched
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_training_resumes_from_latest_checkpoint(stage1, monkeypatch):
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    configure_nnunet_env(stage1["root"], threads=1)
+    out = stage1["model"] / "fold_0"
+    schedule = Schedule(num_epochs=3, iterations_per_epoch=2, val_iterations_per_epoch=1, save_every=1)
+    original = nnUNetTrainer.on_epoch_end
+
+    def killed_after_second_epoch(self):
+        original(self)
+        if self.current_epoch == 2:
+            raise _Killed
+
+    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", killed_after_second_epoch)
+    with pytest.raises(_Killed):
+        train_fold(nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json", "3d_fullres", 0,
+                   out, schedule, torch.device("cpu"))
+    assert torch.load(out / LATEST, weights_only=False)["current_epoch"] == 2
+    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", original)
+
+    final = train_fold(nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json",
+                       "3d_fullres", 0, out, schedule, torch.device("cpu"))
+    log = (out / "training_log.txt").read_text()
+    assert "Resuming from" in log
+    started = [int(e) for e in re.findall(r"^\S+ \S+ Epoch (\d+)\s*$", log, flags=re.M)]
+    assert started == [0, 1, 2]  # epochs 0-1 before the kill, then only epoch 2 after the resume
+    assert torch.load(final, weights_only=False)["current_epoch"] == 3
+    assert not (out / LATEST).exists() and (out / "progress.png").is_file()
+
+
+def test_model_folder_loads_with_nnunets_own_predictor(stage1):
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    configure_nnunet_env(stage1["root"], threads=1)
+    train_fold(nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json", "3d_fullres", 1,
+               stage1["model"] / "fold_1", Schedule(1, 1, 1), torch.device("cpu"))
+    predictor = nnUNetPredictor(device=torch.device("cpu"), use_mirroring=False, allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(str(stage1["model"]), use_folds=(1,))
+    raw = raw_dataset_dir(stage1["root"])
+    out = stage1["tmp"] / "pred"
+    out.mkdir()
+    predictor.predict_from_files_sequential([[str(raw / "imagesTr" / f"{stage1['ids'][0]}_0000.nii.gz")]],
+                                            [str(out / stage1["ids"][0])], False, True, None)
+    pred = sitk.ReadImage(str(out / f"{stage1['ids'][0]}.nii.gz"))
+    ref = sitk.ReadImage(str(raw / "imagesTr" / f"{stage1['ids'][0]}_0000.nii.gz"))
+    assert pred.GetSize() == ref.GetSize() and pred.GetDirection() == pytest.approx(ref.GetDirection())

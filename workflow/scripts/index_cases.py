@@ -1,0 +1,16 @@
+from panorama_pdac.cases import index_cases, write_case_index
+from panorama_pdac.jobs import run_job
+
+
+def main(smk):
+    index = index_cases(
+        smk.params.images,
+        smk.params.labels,
+        smk.input.clinical,
+        on_invalid=smk.params.on_invalid,
+        threads=smk.threads,
+    )
+    write_case_index(index, smk.output.cases, smk.output.excluded, smk.output.summary)
+
+
+run_job(snakemake, main)

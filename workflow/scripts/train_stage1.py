@@ -1,0 +1,17 @@
+from pathlib import Path
+
+from panorama_pdac.jobs import run_job
+from panorama_pdac.nnunet.env import configure_nnunet_env, resolve_device
+from panorama_pdac.nnunet.training import Schedule, train_fold
+
+
+def main(smk):
+    configure_nnunet_env(smk.params.nnunet_root, smk.threads, smk.params.augmentation_workers)
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    train_fold(nnUNetTrainer, smk.input.plans, smk.input.dataset_json, smk.params.configuration,
+               int(smk.wildcards.fold), Path(smk.output.checkpoint).parent, Schedule(**smk.params.schedule),
+               resolve_device(smk.params.device))
+
+
+run_job(snakemake, main)
