@@ -16,6 +16,8 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/stage1.smk"
+include: "workflow/rules/stage2.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:

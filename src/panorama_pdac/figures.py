@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from .errors import DataError
 from .io import atomic_path
@@ -30,7 +31,7 @@ def _save(fig: Figure, path: str | os.PathLike) -> None:
 
 
 def _with_value(label: str, metric: str, value: float | str) -> str:
-    return f"{label} ({metric} {value:.3f})" if isinstance(value, (int, float)) else f"{label} ({metric} {value})"
+    return f"{label} ({metric} {value})" if isinstance(value, str) else f"{label} ({metric} {value:.3f})"
 
 
 def _note_if_empty(ax, curves: Mapping) -> None:
@@ -149,8 +150,10 @@ def plot_training_curves(runs: Mapping[str, Mapping[str, pd.DataFrame | str | os
                     ax.plot(table["epoch"], table[column], ls=style, color=colour, label=fold if style == "-" else None)
         ax_loss.set(title=f"{stage}: loss (solid train, dashed validation)", xlabel="epoch", ylabel="loss")
         ax_dice.set(title=f"{stage}: pseudo Dice", xlabel="epoch", ylabel="Dice", ylim=(0, 1))
-        if folds:
-            ax_dice.legend(fontsize="small", loc="lower right")
+        for ax in (ax_loss, ax_dice):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize="small")
     fig.tight_layout()
     _save(fig, path)
 
@@ -163,17 +166,21 @@ def plot_roi_recall(qa: pd.DataFrame, path: str | os.PathLike) -> None:
     pdac = qa[qa["roi_lesion_recall"].notna()].sort_values("roi_lesion_recall")
     if len(pdac):
         fallback = pdac["roi_fallback"].astype(bool).to_numpy()
-        rank = np.arange(len(pdac))
-        ax_recall.bar(rank, pdac["roi_lesion_recall"], color=np.where(fallback, "red", "C0"))
+        rank = np.arange(1, len(pdac) + 1)
+        # Points, not bars: a recall of 0 (the worst case) must stay visible.
+        ax_recall.plot(rank, pdac["roi_lesion_recall"], color="C0", lw=0.8)
+        ax_recall.scatter(rank, pdac["roi_lesion_recall"], c=np.where(fallback, "red", "C0"), zorder=3)
         missed = int((pdac["roi_lesion_recall"] < 1).sum())
         ax_recall.set_title(f"ROI lesion recall: {missed} of {len(pdac)} PDAC cases lose lesion voxels")
     else:
         ax_recall.text(0.5, 0.5, "no PDAC case", ha="center", va="center", transform=ax_recall.transAxes)
         ax_recall.set_title("ROI lesion recall")
-    ax_recall.set(ylim=(0, 1.05), xlabel="PDAC cases, sorted (red: whole-image fallback)",
+    ax_recall.set(ylim=(-0.03, 1.05), xlabel="PDAC cases, sorted (red: whole-image fallback)",
                   ylabel="fraction of lesion voxels inside the ROI")
     ax_dice.hist(qa["dice_lowres"].dropna(), bins=np.linspace(0, 1, 21), color="C1")
     ax_dice.set(title="Stage-1 pancreas Dice (low resolution)", xlabel="Dice", ylabel="cases")
+    for axis in (ax_recall.xaxis, ax_dice.yaxis):
+        axis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     _save(fig, path)
 

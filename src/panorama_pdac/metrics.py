@@ -73,15 +73,16 @@ def _evaluate_one(case_id: str, det_item: ArrayOrPath, label_item: ArrayOrPath,
     if det_image is not None and label_image is not None and not _same_geometry(det_image, label_image):
         raise DataError(where, "detection map geometry (spacing, origin, direction) differs from the label's",
                         case_id)
-    if not np.isfinite(det).all():
-        raise DataError(where, "detection map holds NaN or infinite values", case_id)
+    if not np.isfinite(det).all() or det.min() < 0:
+        raise DataError(where, "not a valid detection map: negative, NaN or infinite values", case_id)
     lesion_results, det_max = {}, 0.0
     for iou in iou_thresholds:
         try:
             lesion_results[iou], det_max, *_ = evaluate_case(
                 det, label, min_overlap=iou, overlap_func="IoU", y_true_postprocess_func=lesion_mask)
-        except ValueError as e:  # negative values, or a softmax map instead of constant-valued blobs
-            raise DataError(where, f"not a valid detection map ({e})", case_id) from e
+        except ValueError as e:  # picai_eval's check that each blob holds one value
+            raise DataError(where, "not a valid detection map: a connected blob holds more than one value "
+                            "(a probability map?)", case_id) from e
     return {"lesion_results": lesion_results, "det_max": float(det_max), "pdac": bool((label == LESION_LABEL).any()),
             "lesion_dice": lesion_dice(det, label)}
 

@@ -9,4 +9,6 @@ def main(smk):
                          threads=smk.threads)
 
 
-run_job(snakemake, main)
+# Guarded: nnU-Net spawns worker processes that re-import this file.
+if __name__ == "__main__":
+    run_job(snakemake, main)

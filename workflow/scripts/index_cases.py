@@ -13,4 +13,6 @@ def main(smk):
     write_case_index(index, smk.output.cases, smk.output.excluded, smk.output.summary)
 
 
-run_job(snakemake, main)
+# Guarded: nnU-Net spawns worker processes that re-import this file.
+if __name__ == "__main__":
+    run_job(snakemake, main)

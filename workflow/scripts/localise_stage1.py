@@ -15,4 +15,6 @@ def main(smk):
     write_json(qa_summary(qa), smk.output.summary)
 
 
-run_job(snakemake, main)
+# Guarded: nnU-Net spawns worker processes that re-import this file.
+if __name__ == "__main__":
+    run_job(snakemake, main)

@@ -14,4 +14,6 @@ def main(smk):
     copy_model_files(plans, Path(smk.input.dataset_json), Path(smk.output.plans).parent)
 
 
-run_job(snakemake, main)
+# Guarded: nnU-Net spawns worker processes that re-import this file.
+if __name__ == "__main__":
+    run_job(snakemake, main)

@@ -19,4 +19,6 @@ def main(smk):
     write_tsv(pd.DataFrame({"case_id": cases, "fold": fold, "prediction": [str(f) for f in files]}), smk.output.table)
 
 
-run_job(snakemake, main)
+# Guarded: nnU-Net spawns worker processes that re-import this file.
+if __name__ == "__main__":
+    run_job(snakemake, main)

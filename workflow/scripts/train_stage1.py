@@ -14,4 +14,6 @@ def main(smk):
                resolve_device(smk.params.device))
 
 
-run_job(snakemake, main)
+# Guarded: nnU-Net spawns worker processes that re-import this file.
+if __name__ == "__main__":
+    run_job(snakemake, main)

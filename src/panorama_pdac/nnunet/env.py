@@ -14,15 +14,19 @@ import torch
 from ..errors import ConfigError
 
 
-def configure_nnunet_env(root: str | os.PathLike, threads: int = 1, augmentation_workers: int = 0) -> dict[str, str]:
+def configure_nnunet_env(root: str | os.PathLike, threads: int = 1, augmentation_workers: int = 0,
+                         raw: str | os.PathLike | None = None) -> dict[str, str]:
     """Point nnU-Net at `root`/{raw,preprocessed,scratch} and bound its worker processes.
+
+    `raw` shares one raw dataset between roots (stage-2 variants plan and preprocess it separately, so
+    that parallel jobs never write the same preprocessed files).
 
     `augmentation_workers=0` makes nnU-Net augment in the training process itself: on a 2-core machine the
     worker pool costs more than it gives. It only applies to training (planning crashes with 0 workers).
     """
     root = Path(root)
     env = {
-        "nnUNet_raw": str(root / "raw"),
+        "nnUNet_raw": str(raw if raw is not None else root / "raw"),
         "nnUNet_preprocessed": str(root / "preprocessed"),
         # nnU-Net creates its default result folder when a trainer is built; we relocate the trainer's
         # output to our own model folder, so that default lands in scratch.

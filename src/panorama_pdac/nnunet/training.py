@@ -98,7 +98,7 @@ def train_fold(
         trainer.load_checkpoint(str(latest))
     elif init_weights is not None:
         state = torch.load(init_weights, map_location=trainer.device, weights_only=False)["network_weights"]
-        trainer.network.load_state_dict(state, strict=True)
+        getattr(trainer.network, "_orig_mod", trainer.network).load_state_dict(state, strict=True)  # compiled or not
         trainer.print_to_log_file(f"Initialised from {init_weights} (strict)")
     trainer.run_training()
     return Path(output_folder) / FINAL

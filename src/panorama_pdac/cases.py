@@ -1,0 +1,344 @@
+"""Find, pair and validate the raw cases: image folders + label repository + clinical sheet -> case table.
+
+Every problem DATA.md lists is detected and named (case, file, what is wrong), all of them in one pass:
+with on_invalid="fail" they are raised together, with "skip" the bad cases are left out and listed in
+the excluded table. Label voxels are the case truth (PDAC iff a voxel == 1, METHOD.md §1); the sheet
+must agree.
+
+Memory stays bounded on the largest real labels (1024x1024 slices, 663 slices, float64): headers are read
+alone, and voxels a slab of slices at a time. Reading slab-wise is also what catches a truncated or corrupt
+.nii.gz: ITK then fails on the damaged slices, whereas sitk.ReadImage of the whole volume silently returns
+zeros or garbage for them.
+
+Axis order: sizes and spacings are (x, y, z) as SimpleITK reports them; slab arrays are (z, y, x).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from .clinical import read_clinical
+from .errors import ConfigError, DataError, PanoramaError
+from .io import read_image_header, read_tsv, write_json, write_tsv
+
+IMAGE_NAME = re.compile(r"^(\d{6}_\d{5})_0000\.nii\.gz$")
+LABEL_NAME = re.compile(r"^(\d{6}_\d{5})\.nii\.gz$")
+LABEL_FOLDERS = {"manual": "manual_labels", "automatic": "automatic_labels"}
+LESION = 1
+MAX_LABEL = 6
+SLAB_VOXELS = 8 * 1024**2  # voxels read at once: 64 MiB of float64, the widest label type seen
+# Far below any real mismatch (smallest voxel 0.37 mm; oblique directions are 0.01 off identity),
+# far above the float32 rounding of NIfTI headers written by different tools.
+GEOMETRY_TOLERANCE = {"size": 0, "spacing": 1e-4, "origin": 1e-3, "direction": 1e-4}  # mm, mm, unitless
+CASE_COLUMNS = ["case_id", "patient_id", "study_id", "image", "label", "label_source", "pdac_voxels",
+                "pdac_sheet", "size", "spacing"]
+EXCLUDED_COLUMNS = ["case_id", "file", "problem"]
+_SHOWN = 5  # offending values quoted in a message
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input; case_id is None where a file name does not parse."""
+
+    case_id: str | None
+    file: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.case_id or '(no case id)'}: {self.file}: {self.problem}"
+
+
+@dataclass
+class CaseIndex:
+    cases: pd.DataFrame  # CASE_COLUMNS, one row per valid case, sorted by case id
+    excluded: pd.DataFrame  # EXCLUDED_COLUMNS, one row per problem (skip mode)
+    problems: list[Problem]
+    summary: dict  # counts for the data report; JSON-serialisable
+
+
+@dataclass(frozen=True)
+class _Pair:
+    case_id: str
+    image: Path
+    label: Path
+    label_source: str
+
+
+def _image_folders(image_dirs: str | Sequence[str]) -> list[Path]:
+    """Expand folders and glob patterns; each entry must reach at least one image."""
+    folders: dict[Path, Path] = {}
+    for entry in [image_dirs] if isinstance(image_dirs, str) else image_dirs:
+        matched = [Path(m) for m in sorted(glob.glob(os.path.expanduser(entry))) if Path(m).is_dir()]
+        if not matched:
+            raise DataError(entry, "no image folder matches this path")
+        if not any(glob.glob(str(f / "*.nii.gz")) for f in matched):
+            raise DataError(entry, "no .nii.gz images here (expected <patient>_<study>_0000.nii.gz files)")
+        # A folder reached twice (a glob and one of its members) holds no duplicated cases.
+        for f in matched:
+            folders.setdefault(f.resolve(), f)
+    return list(folders.values())
+
+
+def _scan_folder(folder: Path, name: re.Pattern, expected: str) -> tuple[dict[str, Path], list[Problem]]:
+    # glob.glob skips dotfiles, e.g. the ._* copies macOS leaves in unpacked archives.
+    found, problems = {}, []
+    for path in map(Path, sorted(glob.glob(str(folder / "*.nii.gz")))):
+        m = name.match(path.name)
+        if m:
+            found[m[1]] = path
+        else:
+            problems.append(Problem(None, str(path), f"file name does not parse as {expected}"))
+    return found, problems
+
+
+def _find_files(image_dirs, labels_dir) -> tuple[dict, dict, list[Problem], list[Path]]:
+    """Image and label paths by case id (lists: more than one is a problem) and naming problems."""
+    images, labels, problems = defaultdict(list), defaultdict(list), []
+    folders = _image_folders(image_dirs)
+    for folder in folders:
+        found, bad = _scan_folder(folder, IMAGE_NAME, "<6-digit patient>_<5-digit study>_0000.nii.gz")
+        for case_id, path in found.items():
+            images[case_id].append(path)
+        problems += bad
+    labels_dir = Path(labels_dir)
+    present = {src: labels_dir / sub for src, sub in LABEL_FOLDERS.items() if (labels_dir / sub).is_dir()}
+    if not present:
+        raise DataError(labels_dir, f"neither {' nor '.join(LABEL_FOLDERS.values())} found here "
+                                    "(expected a copy of the panorama_labels repository)")
+    for source, folder in present.items():
+        found, bad = _scan_folder(folder, LABEL_NAME, "<6-digit patient>_<5-digit study>.nii.gz")
+        for case_id, path in found.items():
+            labels[case_id].append((source, path))
+        problems += bad
+    if not labels:
+        raise DataError(labels_dir, f"no label files in {' or '.join(LABEL_FOLDERS.values())}")
+    return images, labels, problems, folders
+
+
+def _pair(images: dict, labels: dict) -> tuple[list[_Pair], list[Problem], list[str]]:
+    """Pairs to check, pairing problems, and cases with a label but no image (normal: batch not downloaded)."""
+    pairs, problems, label_only = [], [], []
+    for case_id in sorted(images.keys() | labels.keys()):
+        imgs, lbls = images.get(case_id, []), labels.get(case_id, [])
+        if len(imgs) > 1:
+            problems.append(Problem(case_id, str(imgs[0]), "the same case id is also in "
+                                    + ", ".join(str(p) for p in imgs[1:])))
+        if len(lbls) > 1:
+            problems.append(Problem(case_id, str(lbls[0][1]), f"label is also in {lbls[1][1]}: "
+                                    "manual_labels and automatic_labels must be disjoint"))
+        if imgs and not lbls:
+            problems.append(Problem(case_id, str(imgs[0]), f"image without a label ({case_id}.nii.gz in "
+                                    f"{' or '.join(LABEL_FOLDERS.values())})"))
+        if lbls and not imgs:
+            label_only.append(case_id)
+        if len(imgs) == 1 and len(lbls) == 1:
+            pairs.append(_Pair(case_id, imgs[0], lbls[0][1], lbls[0][0]))
+    return pairs, problems, label_only
+
+
+def _slabs(reader: sitk.ImageFileReader, case_id: str) -> Iterator[np.ndarray]:
+    """The volume as (z, y, x) arrays of at most SLAB_VOXELS voxels each, and always at least two: ITK
+    reads a whole-volume region through a path that zero-fills a truncated or corrupt .nii.gz without a
+    word, while a sub-region read fails on it."""
+    nx, ny, nz = reader.GetSize()
+    step = max(1, min(SLAB_VOXELS // (nx * ny), (nz + 1) // 2))
+    for z0 in range(0, nz, step):
+        n = min(step, nz - z0)
+        reader.SetExtractIndex((0, 0, z0))
+        reader.SetExtractSize((nx, ny, n))
+        try:
+            slab = reader.Execute()
+        except RuntimeError as e:
+            raise DataError(reader.GetFileName(), f"truncated or corrupt voxel data (slices {z0}-{z0 + n - 1} "
+                                                  f"of {nz} unreadable)", case_id) from e
+        yield sitk.GetArrayViewFromImage(slab)  # valid while `slab` lives, i.e. until the next step
+
+
+def _label_content(reader: sitk.ImageFileReader, case_id: str) -> bool:
+    """Whether the label has a lesion voxel; DataError if any value is outside 0-6 or not integral
+    (labels are float64 or uint16 as often as uint8)."""
+    if reader.GetNumberOfComponents() != 1:
+        raise DataError(reader.GetFileName(), f"{reader.GetNumberOfComponents()} values per voxel, expected a "
+                                              "scalar label map", case_id)
+    lesion, bad_values = False, set()
+    for slab in _slabs(reader, case_id):
+        with np.errstate(invalid="ignore"):  # NaN and inf do not survive the round trip: flagged below
+            as_int = slab.astype(np.int32)
+        bad = (as_int < 0) | (as_int > MAX_LABEL) | (as_int != slab)
+        if bad.any():
+            bad_values.update(np.unique(slab[bad])[:_SHOWN].tolist())
+        lesion = lesion or bool((slab == LESION).any())
+    if bad_values:
+        shown = ", ".join(f"{v:g}" for v in sorted(bad_values)[:_SHOWN])
+        raise DataError(reader.GetFileName(), f"label values outside 0-{MAX_LABEL} or not whole numbers: {shown}",
+                        case_id)
+    return lesion
+
+
+def _numbers(values: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
+def _geometry_mismatch(image: sitk.ImageFileReader, label: sitk.ImageFileReader) -> list[str]:
+    """What differs between the label's grid and the image's, beyond float noise."""
+    out = []
+    for what, tol in GEOMETRY_TOLERANCE.items():
+        getter = f"Get{what.capitalize()}"
+        lab, img = np.array(getattr(label, getter)()), np.array(getattr(image, getter)())
+        if lab.shape != img.shape or not np.allclose(lab, img, rtol=0, atol=tol):
+            out.append(f"{what} {_numbers(lab)} vs image {_numbers(img)}")
+    return out
+
+
+def _check_pair(pair: _Pair, sheet: pd.DataFrame) -> tuple[dict | None, list[Problem]]:
+    """Check one image/label pair; returns its case-table row (None if anything is wrong) and its problems."""
+    case_id, problems, readers = pair.case_id, [], {}
+
+    def note(err: DataError) -> None:
+        problems.append(Problem(case_id, err.path, err.problem))
+
+    for role, path in (("image", pair.image), ("label", pair.label)):
+        try:
+            readers[role] = read_image_header(path, case_id)
+            if readers[role].GetDimension() != 3:
+                raise DataError(path, f"expected a 3-D volume, found {readers[role].GetDimension()}-D", case_id)
+        except DataError as e:
+            note(e)
+            readers.pop(role, None)
+    if len(readers) == 2 and (diff := _geometry_mismatch(readers["image"], readers["label"])):
+        problems.append(Problem(case_id, str(pair.label), "label geometry differs from the image's: "
+                                + "; ".join(diff)))
+    lesion = None
+    try:
+        if "image" in readers:
+            for _ in _slabs(readers["image"], case_id):  # reading every slab is the integrity check
+                pass
+    except DataError as e:
+        note(e)
+    try:
+        if "label" in readers:
+            lesion = _label_content(readers["label"], case_id)
+    except DataError as e:
+        note(e)
+    in_sheet = case_id in sheet.index
+    if lesion is not None and in_sheet and bool(sheet.at[case_id, "pdac_sheet"]) != lesion:
+        what = ("the label has lesion voxels (value 1) but the clinical sheet says non-PDAC" if lesion
+                else "the clinical sheet says PDAC but the label has no lesion voxel (value 1)")
+        problems.append(Problem(case_id, str(pair.label), what))
+    if problems:
+        return None, problems
+    label = readers["label"]
+    return {
+        "case_id": case_id,
+        "patient_id": case_id[:6],
+        "study_id": case_id[7:],
+        "image": str(pair.image),
+        "label": str(pair.label),
+        "label_source": pair.label_source,
+        "pdac_voxels": lesion,
+        "pdac_sheet": bool(sheet.at[case_id, "pdac_sheet"]) if in_sheet else pd.NA,
+        "size": "x".join(str(s) for s in label.GetSize()),
+        "spacing": "x".join(f"{round(s, 3):g}" for s in label.GetSpacing()),
+    }, []
+
+
+def _check_pairs(pairs: list[_Pair], sheet: pd.DataFrame, threads: int) -> list[tuple[dict | None, list[Problem]]]:
+    """_check_pair over a thread pool (ITK's reader and numpy release the GIL), with progress in the log."""
+    results, start = [], time.time()
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for done, result in enumerate(pool.map(lambda p: _check_pair(p, sheet), pairs), 1):
+            results.append(result)
+            if done == len(pairs) or done % max(1, len(pairs) // 10) == 0:
+                print(f"checked {done}/{len(pairs)} cases ({time.time() - start:.0f} s)", flush=True)
+    return results
+
+
+def _summary(cases: pd.DataFrame, problems: list[Problem], sheet: pd.DataFrame, images: dict, labels: dict,
+             label_only: list[str], folders: list[Path], on_invalid: str) -> dict:
+    found = images.keys() | labels.keys()
+    manual_non_pdac = cases[(cases["label_source"] == "manual") & cases["pdac_sheet"].eq(False).fillna(False)]
+    return {
+        "on_invalid": on_invalid,
+        "image_folders": [str(f) for f in folders],
+        "image_files": sum(len(v) for v in images.values()),
+        "label_files": sum(len(v) for v in labels.values()),
+        "cases": len(cases),
+        "patients": int(cases["patient_id"].nunique()),
+        "pdac_cases": int(cases["pdac_voxels"].sum()),
+        "non_pdac_cases": int((~cases["pdac_voxels"]).sum()),
+        "label_source": {s: int((cases["label_source"] == s).sum()) for s in LABEL_FOLDERS},
+        "problems": len(problems),
+        "excluded_cases": len({p.case_id for p in problems if p.case_id}),
+        "unparsed_files": sum(p.case_id is None for p in problems),
+        "sheet_rows": len(sheet),
+        # Normal when only some image batches were downloaded: counted, not an error.
+        "sheet_rows_without_image": int((~sheet.index.isin(list(images))).sum()),
+        "labels_without_image": label_only,
+        "not_in_sheet": sorted(found - set(sheet.index)),
+        # Manual labels are mostly of PDAC cases; these are the sheet's exceptions, with the voxel truth.
+        "manual_labels_sheet_non_pdac": dict(zip(manual_non_pdac["case_id"], manual_non_pdac["pdac_voxels"].tolist())),
+    }
+
+
+def index_cases(
+    image_dirs: str | Sequence[str],
+    labels_dir: str | os.PathLike,
+    clinical_path: str | os.PathLike,
+    on_invalid: Literal["fail", "skip"] = "fail",
+    threads: int = 1,
+) -> CaseIndex:
+    """Pair every image with its label and sheet row, validate both files, and build the case table.
+
+    `image_dirs`: folders or glob patterns of folders holding `<patient>_<study>_0000.nii.gz`;
+    `labels_dir`: holds manual_labels/ and automatic_labels/. Raises PanoramaError listing every problem
+    (on_invalid="fail"), or drops the cases that have one (on_invalid="skip"); DataError for a missing
+    or empty folder or a bad clinical sheet, which no skipping can get round.
+    """
+    if on_invalid not in ("fail", "skip"):
+        raise ConfigError(f"on_invalid must be 'fail' or 'skip', not {on_invalid!r}")
+    sheet = read_clinical(clinical_path)
+    images, labels, problems, folders = _find_files(image_dirs, labels_dir)
+    pairs, pair_problems, label_only = _pair(images, labels)
+    problems += pair_problems
+    print(f"{len(images)} cases with images, {len(labels)} with labels, {len(label_only)} labels without image "
+          f"(not downloaded?); checking {len(pairs)} pairs with {threads} thread(s)", flush=True)
+    rows = []
+    for row, case_problems in _check_pairs(pairs, sheet, threads):
+        problems += case_problems
+        if row is not None:
+            rows.append(row)
+    if problems and on_invalid == "fail":
+        raise PanoramaError(f"{len(problems)} problem(s) in the input data (data.on_invalid: skip goes on "
+                            "without these cases):\n" + "\n".join(f"  {p}" for p in problems))
+    # Cases with a problem have no row: what remains is exactly the valid cases.
+    cases = pd.DataFrame(rows, columns=CASE_COLUMNS).astype({"pdac_voxels": bool, "pdac_sheet": "boolean"})
+    if cases.empty:
+        raise PanoramaError(f"no valid case: none of the {len(images)} images has a matching, valid label"
+                            + (f" ({len(problems)} problems, e.g. {problems[0]})" if problems else ""))
+    excluded = pd.DataFrame([vars(p) for p in problems], columns=EXCLUDED_COLUMNS)
+    summary = _summary(cases, problems, sheet, images, labels, label_only, folders, on_invalid)
+    return CaseIndex(cases, excluded, problems, summary)
+
+
+def write_case_index(index: CaseIndex, cases_tsv, excluded_tsv, summary_json) -> None:
+    write_tsv(index.cases, cases_tsv)
+    write_tsv(index.excluded, excluded_tsv)
+    write_json(index.summary, summary_json)
+
+
+def read_case_table(path: str | os.PathLike) -> pd.DataFrame:
+    """cases.tsv with its types: ids as text (leading zeros), PDAC columns as (nullable) booleans."""
+    return read_tsv(path, dtype={"case_id": str, "patient_id": str, "study_id": str,
+                                 "pdac_voxels": bool, "pdac_sheet": "boolean"})

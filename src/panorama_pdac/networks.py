@@ -1,0 +1,103 @@
+"""The stage-2 multi-task network: nnU-Net's planned U-Net plus a Feature Pyramid Network classification head
+on the last encoder stages (METHOD.md §3).
+
+nnU-Net's sliding window and mirroring add up whatever `network(x)` returns, so `forward` returns the
+segmentation alone; the case-level logits of each window (and mirror) are collected on the side when asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import torch
+from dynamic_network_architectures.building_blocks.helper import get_matching_convtransp
+from dynamic_network_architectures.initialization.weight_init import InitWeights_He
+from torch import nn
+
+FPN_LEVELS = 3  # the head reads the last three encoder stages
+
+
+class FPNClassificationHead(nn.Module):
+    """Lateral 1x1 convolutions to a common width, top-down upsampling by transposed convolutions with the
+    plan's stride between stages, fusion by addition, global average pooling, fully connected classifier.
+
+    `encoder_channels` and the features passed to `forward` run from the finest to the coarsest stage (the
+    encoder's order); `strides[i]` is the plan's stride from stage i to stage i + 1 of those.
+    """
+
+    def __init__(self, encoder_channels: Sequence[int], strides: Sequence[Sequence[int] | int], width: int = 256,
+                 hidden: int | None = None, n_classes: int = 2, conv_op: type[nn.Module] = nn.Conv3d):
+        super().__init__()
+        if len(strides) != len(encoder_channels) - 1:
+            raise ValueError(f"{len(encoder_channels)} pyramid levels need {len(encoder_channels) - 1} strides, "
+                             f"got {len(strides)}")
+        transposed_conv = get_matching_convtransp(conv_op=conv_op)
+        self.lateral = nn.ModuleList(conv_op(c, width, kernel_size=1) for c in encoder_channels)
+        self.upsample = nn.ModuleList(transposed_conv(width, width, kernel_size=s, stride=s) for s in strides)
+        # Without a nonlinearity, lateral -> upsample -> add -> pool would collapse into one linear map of the
+        # pooled stage features; with it, the top-down path can combine coarse context with finer detail.
+        self.fuse = nn.LeakyReLU(1e-2)
+        self.classifier = (nn.Linear(width, n_classes) if hidden is None else
+                           nn.Sequential(nn.Linear(width, hidden), nn.LeakyReLU(1e-2), nn.Linear(hidden, n_classes)))
+        self.apply(InitWeights_He(1e-2))  # nnU-Net's initialisation for its LeakyReLU convolutions
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.lateral)
+
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        top = self.lateral[-1](features[-1])
+        for level in reversed(range(self.n_levels - 1)):
+            top = self.fuse(self.lateral[level](features[level]) + self.upsample[level](top))
+        return self.classifier(top.flatten(2).mean(2))
+
+
+class MultiTaskUNet(nn.Module):
+    """A planned nnU-Net U-Net (PlainConvUNet, ResidualEncoderUNet) with a classification head on its encoder.
+
+    The U-Net's `encoder` and `decoder` become this module's own, so parameter names match the stock network
+    (`encoder.*`, `decoder.*`, plus `head.*`) and nnU-Net's `network.decoder.deep_supervision = ...` still
+    switches deep supervision.
+    """
+
+    def __init__(self, unet: nn.Module, head: FPNClassificationHead):
+        super().__init__()
+        self.encoder = unet.encoder
+        self.decoder = unet.decoder
+        self.head = head
+        self._collected: list[torch.Tensor] | None = None
+
+    @classmethod
+    def from_unet(cls, unet: nn.Module, width: int = 256, hidden: int | None = None) -> MultiTaskUNet:
+        """Attach an FPN head sized from the U-Net's encoder (channels and strides of its last stages)."""
+        encoder = unet.encoder
+        head = FPNClassificationHead(encoder.output_channels[-FPN_LEVELS:], encoder.strides[-(FPN_LEVELS - 1):],
+                                     width=width, hidden=hidden, conv_op=encoder.conv_op)
+        return cls(unet, head)
+
+    def forward_both(self, x: torch.Tensor) -> tuple[torch.Tensor | list[torch.Tensor], torch.Tensor]:
+        """Segmentation (a list under deep supervision) and classification logits (batch, n_classes)."""
+        skips = self.encoder(x)
+        return self.decoder(skips), self.head(skips[-self.head.n_levels:])
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Classification logits alone: skips the decoder, for training the head by itself."""
+        return self.head(self.encoder(x)[-self.head.n_levels:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        if self._collected is None:
+            return self.decoder(self.encoder(x))
+        seg, logits = self.forward_both(x)
+        self._collected.append(logits.detach())
+        return seg
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[list[torch.Tensor]]:
+        """Within the block, every `forward` call appends its classification logits to the yielded list
+        (one (batch, n_classes) tensor per call: per window and per mirror in nnU-Net's sliding window)."""
+        self._collected = collected = []
+        try:
+            yield collected
+        finally:
+            self._collected = None

@@ -1,0 +1,117 @@
+"""Label-painted data: venous-phase CT painted onto real PANORAMA label maps.
+
+The CT images are not public outside the challenge, the labels are. Painting each label map
+(`ct_painting.paint_ct`) gives image/label pairs with real geometry (sizes up to 1024x1024x663, flipped
+and oblique directions), real organ shapes and real lesions, so the pipeline can be exercised at full
+scale without the images. Output images go where a user's image batch would: `<case>_0000.nii.gz`.
+
+Memory per case (and per thread): reading a float64 label map peaks at about 16 bytes a voxel (ITK reads
+into a buffer and copies it), 11 GB for the largest real map (1024x1024x663); the label is cast to uint8
+before painting, which then needs about 9 bytes a voxel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from .ct_painting import N_LABELS, paint_ct
+from .errors import DataError, PanoramaError
+from .io import read_image, write_image
+
+LABEL_FOLDERS = ("manual_labels", "automatic_labels")
+_SLAB = 32  # slices checked at a time: a float64 1024x1024x663 map is 5.5 GB; its check needs no copies
+
+
+def label_files(labels_dir: str | Path, cases: Iterable[str] | None = None) -> dict[str, Path]:
+    """Case id -> label file under `labels_dir`/{manual,automatic}_labels, optionally only `cases`.
+
+    A case in both folders, or a requested case without a label file, is a data error.
+    """
+    found: dict[str, Path] = {}
+    for folder in LABEL_FOLDERS:
+        for path in sorted((Path(labels_dir) / folder).glob("*.nii.gz")):
+            case_id = path.name[: -len(".nii.gz")]
+            if case_id in found:
+                raise DataError(path, f"case also labelled in {found[case_id]} (label folders must be disjoint)",
+                                case_id)
+            found[case_id] = path
+    if cases is None:
+        return found
+    wanted = list(cases)
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise DataError(labels_dir, f"no label file for {len(missing)} requested case(s): {', '.join(missing[:5])}")
+    return {c: found[c] for c in wanted}
+
+
+def checked_labels(label: sitk.Image, path: str | Path, case_id: str | None = None) -> sitk.Image:
+    """The label map as uint8 with the same geometry, after checking every value is an integer in 0-6.
+
+    Real label files are float64 or uint16, so the values are checked before the cast, which would
+    otherwise turn 2.5 or 300 silently into valid-looking labels.
+    """
+    values = sitk.GetArrayViewFromImage(label)
+    for z in range(0, values.shape[0], _SLAB):
+        slab = values[z: z + _SLAB]
+        bad = (slab < 0) | (slab >= N_LABELS)
+        if np.issubdtype(slab.dtype, np.floating):
+            bad |= slab != np.round(slab)
+        if bad.any():
+            raise DataError(path, f"label values must be integers in 0-{N_LABELS - 1}; found "
+                            f"{np.unique(slab[bad])[:5].tolist()} (pixel type {label.GetPixelIDTypeAsString()})",
+                            case_id)
+    return sitk.Cast(label, sitk.sitkUInt8)
+
+
+def paint_case(label_path: str | Path, image_path: str | Path, case_id: str, seed: int = 0) -> None:
+    """Paint one label file into a CT image with the label's exact geometry."""
+    # Only the uint8 copy is kept: a float64 label map is 8 bytes a voxel.
+    label = checked_labels(read_image(label_path, case_id), label_path, case_id)
+    # crc32, not hash(): Python salts string hashes per process.
+    rng = np.random.default_rng([seed, zlib.crc32(case_id.encode())])
+    image = sitk.GetImageFromArray(paint_ct(sitk.GetArrayViewFromImage(label), label.GetSpacing(), rng))
+    image.CopyInformation(label)
+    write_image(image, image_path)
+
+
+def paint_labels_folder(labels_dir: str | Path, out_dir: str | Path, seed: int = 0, threads: int = 1,
+                        cases: Iterable[str] | None = None) -> list[Path]:
+    """Paint `out_dir`/<case>_0000.nii.gz for every label file (or only `cases`); return the image paths.
+
+    Images already present are kept: writes are atomic, so an existing file is a finished one, and an
+    interrupted run resumes where it stopped. Each image depends only on its label file, `seed` and
+    its case id.
+    """
+    labels = label_files(labels_dir, cases)
+    images = {c: Path(out_dir) / f"{c}_0000.nii.gz" for c in labels}
+    todo = [(labels[c], image, c) for c, image in images.items() if not image.is_file()]
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        list(pool.map(lambda job: paint_case(*job, seed=seed), todo))
+    return list(images.values())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Paint venous-phase CT images onto PANORAMA label maps.")
+    parser.add_argument("--labels", required=True, type=Path, help="folder holding manual_labels/, automatic_labels/")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the <case>_0000.nii.gz images")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cases", nargs="*", help="only these case ids (default: every label file)")
+    args = parser.parse_args(argv)
+    try:
+        images = paint_labels_folder(args.labels, args.out, seed=args.seed, threads=args.threads, cases=args.cases)
+    except PanoramaError as e:
+        sys.exit(f"ERROR: {e}")
+    print(f"{len(images)} painted images in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

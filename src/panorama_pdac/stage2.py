@@ -1,0 +1,97 @@
+"""Stage 2 data: full-resolution pancreas-region crops with all seven labels, and case-level PDAC labels."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import SimpleITK as sitk
+
+from .geometry import Roi, crop_to_roi, pancreas_mask, roi_from_mask
+from .io import read_image, read_json, write_image, write_json
+from .per_case import CaseJob, run_per_case
+from .stage1 import FILE_ENDING, write_dataset_json
+
+DATASET_ID = 502
+DATASET_NAME = f"Dataset{DATASET_ID}_PanoramaStage2"
+LABELS = {"background": 0, "PDAC": 1, "veins": 2, "arteries": 3, "pancreas": 4, "pancreatic_duct": 5,
+          "common_bile_duct": 6}
+CASE_LABELS = "case_labels.json"
+
+
+def raw_dataset_dir(nnunet_root: str | os.PathLike) -> Path:
+    return Path(nnunet_root) / "raw" / DATASET_NAME
+
+
+def training_roi(label: sitk.Image, job: CaseJob) -> Roi:
+    """The published way: ground-truth pancreas plus margins; or the stage-1 cross-validated ROI."""
+    if job.args["source"] == "truth":
+        return roi_from_mask(pancreas_mask(label, job.args["pancreas_labels"]), label, job.args["margin_mm_xyz"])
+    return Roi.from_json(read_json(job.inputs[2]))
+
+
+def _crop_case(job: CaseJob) -> dict:
+    image = read_image(job.inputs[0], job.case_id)
+    label = read_image(job.inputs[1], job.case_id)
+    roi = training_roi(label, job)
+    write_image(crop_to_roi(image, roi), job.outputs[0])
+    write_image(sitk.Cast(crop_to_roi(label, roi), sitk.sitkUInt8), job.outputs[1])
+    write_json(roi.to_json(), job.outputs[2])
+    return {"crop_size": "x".join(map(str, roi.index_size_xyz)), "roi_fallback": roi.fallback}
+
+
+def build_stage2_dataset(cases: pd.DataFrame, nnunet_root, source: str, margin_mm_xyz, pancreas_labels,
+                         roi_dir: str | os.PathLike | None = None, threads: int = 1) -> Path:
+    """Crop image and 7-class label identically for every case into nnU-Net's raw layout; the case-level
+    PDAC labels (by lesion voxels, as the evaluator defines them) go beside it. Returns dataset.json."""
+    out = raw_dataset_dir(nnunet_root)
+    for sub in ("imagesTr", "labelsTr", "rois"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for r in cases.itertuples():
+        inputs = [r.image, r.label] + ([str(Path(roi_dir) / f"{r.case_id}.json")] if source == "cv" else [])
+        outputs = [str(out / "imagesTr" / f"{r.case_id}_0000{FILE_ENDING}"), str(out / "labelsTr" / f"{r.case_id}{FILE_ENDING}"),
+                   str(out / "rois" / f"{r.case_id}.json")]
+        jobs.append(CaseJob(r.case_id, inputs, outputs, {"source": source, "margin_mm_xyz": list(margin_mm_xyz),
+                                                         "pancreas_labels": list(pancreas_labels)}))
+    run_per_case(jobs, _crop_case, out / "crops.tsv", settings={}, threads=threads, label="stage-2 crops")
+    write_json({r.case_id: int(bool(r.pdac_voxels)) for r in cases.itertuples()}, out / CASE_LABELS)
+    write_dataset_json(out, LABELS, len(jobs), "PANORAMA stage 2: pancreas-region crops, all labels")
+    return out / "dataset.json"
+
+
+def crop_for_inference(image_path: str, roi_json: str, case_id: str) -> tuple[sitk.Image, Roi]:
+    """The full-resolution image cut to a (stage-1) ROI: what stage 2 sees at inference."""
+    roi = Roi.from_json(read_json(roi_json))
+    return crop_to_roi(read_image(image_path, case_id), roi), roi
+
+
+def predict_crop(predictor, crop: sitk.Image) -> tuple[sitk.Image, float]:
+    """Lesion probability map on the crop's grid (float32, the crop's geometry) and the PDAC probability."""
+    from .nnunet.multitask_inference import predict_case
+
+    spacing_zyx = list(crop.GetSpacing())[::-1]
+    props = {"spacing": spacing_zyx,
+             "sitk_stuff": {"spacing": crop.GetSpacing(), "origin": crop.GetOrigin(), "direction": crop.GetDirection()}}
+    array = sitk.GetArrayFromImage(crop).astype("float32")[None]
+    lesion, cls_prob = predict_case(predictor, image=array, properties=props)
+    lesion_image = sitk.GetImageFromArray(lesion)
+    lesion_image.CopyInformation(crop)
+    return lesion_image, cls_prob
+
+
+def predict_cv_fold(predictor, cases: pd.DataFrame, roi_dir, out_dir, fold: int) -> pd.DataFrame:
+    """Every validation case of a fold, on its stage-1 cross-validated ROI (the honest path)."""
+    out_dir = Path(out_dir)
+    rows = []
+    for r in cases.itertuples():
+        roi_json = str(Path(roi_dir) / f"{r.case_id}.json")
+        crop, roi = crop_for_inference(r.image, roi_json, r.case_id)
+        lesion, cls_prob = predict_crop(predictor, crop)
+        lesion_path = out_dir / f"{r.case_id}_lesion{FILE_ENDING}"
+        write_image(lesion, lesion_path)
+        rows.append({"case_id": r.case_id, "fold": fold, "cls_prob": cls_prob, "lesion_prob": str(lesion_path),
+                     "roi": roi_json, "roi_fallback": roi.fallback})
+        print(f"{r.case_id}: PDAC probability {cls_prob:.3f}", flush=True)
+    return pd.DataFrame(rows)

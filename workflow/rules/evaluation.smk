@@ -1,0 +1,173 @@
+# Post-processing, cross-validated metrics, figures and Table 4.
+
+EV = config["evaluation"]
+
+
+rule postprocess_cv:
+    input:
+        cv=expand("results/stage2/{{variant}}/cv/fold_{fold}.tsv", fold=FOLDS),
+        cases="results/dataset/cases.tsv",
+    output:
+        scores="results/evaluation/{variant}/case_scores.tsv",
+    params:
+        out_dir="results/evaluation/{variant}/detection_maps",
+        stage1_cv_dir="results/stage1/cv",
+        settings=EV["postprocess"],
+        fusion=EV["fusion"],
+    log:
+        "results/logs/evaluation/postprocess_cv_{variant}.log",
+    benchmark:
+        "results/benchmarks/evaluation/postprocess_cv_{variant}.tsv"
+    threads: config["threads"]["per_case"]
+    resources:
+        **job_resources("light"),
+    conda:
+        "../../envs/evaluation.yaml"
+    script:
+        "../scripts/postprocess_cv.py"
+
+
+rule evaluate_cv:
+    input:
+        scores="results/evaluation/{variant}/case_scores.tsv",
+        cases="results/dataset/cases.tsv",
+    output:
+        metrics="results/evaluation/{variant}/metrics.json",
+        table="results/evaluation/{variant}/metrics.tsv",
+    params:
+        iou_thresholds=EV["iou_thresholds"],
+        n_bootstrap=EV["n_bootstrap"],
+        seed=EV["seed"],
+    log:
+        "results/logs/evaluation/evaluate_cv_{variant}.log",
+    benchmark:
+        "results/benchmarks/evaluation/evaluate_cv_{variant}.tsv"
+    threads: config["threads"]["per_case"]
+    resources:
+        **job_resources("light"),
+    conda:
+        "../../envs/evaluation.yaml"
+    script:
+        "../scripts/evaluate_cv.py"
+
+
+rule summarize_evaluation:
+    input:
+        metrics=expand("results/evaluation/{variant}/metrics.json", variant=VARIANTS),
+    output:
+        table4=report(
+            "results/evaluation/table4.html",
+            caption="../report/table4.rst",
+            category="Evaluation",
+            labels={"figure": "Table 4"},
+        ),
+        table4_tsv="results/evaluation/table4.tsv",
+        metrics=report(
+            "results/evaluation/metrics.html",
+            caption="../report/metrics.rst",
+            category="Evaluation",
+            labels={"figure": "all metrics"},
+        ),
+        roc=report(
+            "results/evaluation/roc.png",
+            caption="../report/roc.rst",
+            category="Evaluation",
+            labels={"figure": "ROC"},
+        ),
+        pr=report(
+            "results/evaluation/pr.png",
+            caption="../report/pr.rst",
+            category="Evaluation",
+            labels={"figure": "precision-recall"},
+        ),
+        froc=report(
+            "results/evaluation/froc.png",
+            caption="../report/froc.rst",
+            category="Evaluation",
+            labels={"figure": "FROC"},
+        ),
+    params:
+        variants=VARIANTS,
+    log:
+        "results/logs/evaluation/summarize_evaluation.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    localrule: True
+    script:
+        "../scripts/summarize_evaluation.py"
+
+
+rule plot_qa_montage:
+    input:
+        scores="results/evaluation/{variant}/case_scores.tsv",
+        cases="results/dataset/cases.tsv",
+    output:
+        report(
+            "results/evaluation/{variant}/qa_montage.png",
+            caption="../report/qa_montage.rst",
+            category="Evaluation",
+            subcategory="{variant}",
+            labels={"figure": "QA montage", "variant": "{variant}"},
+        ),
+    log:
+        "results/logs/evaluation/plot_qa_montage_{variant}.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    localrule: True
+    script:
+        "../scripts/plot_qa_montage.py"
+
+
+rule plot_training_curves:
+    input:
+        stage1=expand("results/stage1/fold_{fold}/training_log.txt", fold=FOLDS),
+        stage2=expand(
+            "results/stage2/{variant}/fold_{fold}/step{step}/training_log.txt",
+            variant=VARIANTS,
+            fold=FOLDS,
+            step=STEPS,
+        ),
+    output:
+        report(
+            "results/evaluation/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Stage 2",
+            labels={"figure": "training curves"},
+        ),
+    params:
+        folds=FOLDS,
+        variants=VARIANTS,
+        steps=STEPS,
+    log:
+        "results/logs/evaluation/plot_training_curves.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    localrule: True
+    script:
+        "../scripts/plot_training_curves.py"
+
+
+rule plot_stage1_qa:
+    input:
+        qa="results/stage1/qa.tsv",
+        summary="results/stage1/qa_summary.json",
+    output:
+        figure=report(
+            "results/stage1/roi_recall.png",
+            caption="../report/roi_recall.rst",
+            category="Stage 1",
+            labels={"figure": "ROI lesion recall"},
+        ),
+        table=report(
+            "results/stage1/qa_summary.html",
+            caption="../report/stage1_qa.rst",
+            category="Stage 1",
+            labels={"figure": "localisation summary"},
+        ),
+    log:
+        "results/logs/stage1/plot_stage1_qa.log",
+    conda:
+        "../../envs/evaluation.yaml"
+    localrule: True
+    script:
+        "../scripts/plot_stage1_qa.py"

@@ -1,0 +1,22 @@
+from pathlib import Path
+
+from panorama_pdac.jobs import run_job
+from panorama_pdac.nnunet.env import configure_nnunet_env, resolve_device
+from panorama_pdac.nnunet.training import Schedule, train_fold
+
+
+def main(smk):
+    configure_nnunet_env(smk.params.nnunet_root, smk.threads, smk.params.augmentation_workers,
+                         raw=smk.params.raw_root)
+    from panorama_pdac.nnunet.multitask_trainers import STEP_TRAINERS, MultiTaskOptions
+
+    step = int(smk.wildcards.step)
+    options = MultiTaskOptions.from_config({**smk.params.options, "case_labels": smk.params.case_labels})
+    train_fold(STEP_TRAINERS[step], smk.input.plans, smk.input.dataset_json, smk.params.configuration,
+               int(smk.wildcards.fold), Path(smk.output.checkpoint).parent, Schedule(**smk.params.schedule),
+               resolve_device(smk.params.device), init_weights=smk.input.get("init"), configure=options.apply)
+
+
+# Guarded: nnU-Net spawns worker processes that re-import this file.
+if __name__ == "__main__":
+    run_job(snakemake, main)
