@@ -18,9 +18,10 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/stage1.smk"
 include: "workflow/rules/stage2.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

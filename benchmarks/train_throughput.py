@@ -90,7 +90,10 @@ def main() -> None:
 
         from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-        from panorama_pdac.nnunet.multitask_trainers import MultiTaskOptions, Step3JointTrainer
+        from panorama_pdac.nnunet.multitask_trainers import (
+            MultiTaskOptions,
+            Step3JointTrainer,
+        )
 
         device = resolve_device(args.device)
         timings = {}

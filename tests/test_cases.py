@@ -8,9 +8,22 @@ import shutil
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from fixtures_data import (
+    GOOD_CASES,
+    OBLIQUE,
+    label_array,
+    make_dataset,
+    volume,
+    write_case,
+    write_sheet,
+)
 
-from fixtures_data import GOOD_CASES, OBLIQUE, label_array, make_dataset, volume, write_case, write_sheet
-from panorama_pdac.cases import CASE_COLUMNS, index_cases, read_case_table, write_case_index
+from panorama_pdac.cases import (
+    CASE_COLUMNS,
+    index_cases,
+    read_case_table,
+    write_case_index,
+)
 from panorama_pdac.errors import ConfigError, DataError, PanoramaError
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from fixtures_data import write_sheet
+
 from panorama_pdac.clinical import read_clinical
 from panorama_pdac.errors import DataError
 

@@ -7,7 +7,11 @@ import pytest
 import SimpleITK as sitk
 from picai_eval.analysis_utils import parse_detection_map
 
-from panorama_pdac.detection import detection_map, full_size_detection_map, restrict_to_pancreas
+from panorama_pdac.detection import (
+    detection_map,
+    full_size_detection_map,
+    restrict_to_pancreas,
+)
 from panorama_pdac.io import read_image_header, write_image
 
 

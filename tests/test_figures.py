@@ -9,8 +9,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from panorama_pdac.figures import (montage_panel, plot_froc, plot_pr, plot_qa_montage, plot_roc, plot_roi_recall,
-                                   plot_training_curves, read_training_log)
+from panorama_pdac.figures import (
+    montage_panel,
+    plot_froc,
+    plot_pr,
+    plot_qa_montage,
+    plot_roc,
+    plot_roi_recall,
+    plot_training_curves,
+    read_training_log,
+)
 
 LOG = """\
 2026-01-01 10:00:00.000001: Epoch 0 

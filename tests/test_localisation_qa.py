@@ -7,7 +7,12 @@ import pytest
 import SimpleITK as sitk
 
 from panorama_pdac.geometry import Roi, roi_from_mask, whole_image_roi
-from panorama_pdac.localisation_qa import case_qa_row, dice, roi_lesion_recall, roi_size_mm
+from panorama_pdac.localisation_qa import (
+    case_qa_row,
+    dice,
+    roi_lesion_recall,
+    roi_size_mm,
+)
 
 
 def _label(arr_zyx: np.ndarray, spacing_xyz=(1.0, 1.0, 2.0)) -> sitk.Image:

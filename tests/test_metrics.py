@@ -12,7 +12,13 @@ import SimpleITK as sitk
 
 from panorama_pdac.errors import DataError
 from panorama_pdac.io import write_image
-from panorama_pdac.metrics import curve_sets, evaluate_cases, lesion_dice, metrics_table, table4
+from panorama_pdac.metrics import (
+    curve_sets,
+    evaluate_cases,
+    lesion_dice,
+    metrics_table,
+    table4,
+)
 
 SHAPE = (4, 16, 16)
 LESION = (slice(1, 3), slice(4, 8), slice(4, 8))  # 32 voxels

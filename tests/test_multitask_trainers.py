@@ -15,7 +15,13 @@ from panorama_pdac.nnunet.env import configure_nnunet_env
 from panorama_pdac.nnunet.inference import load_predictor
 from panorama_pdac.nnunet.multitask_inference import pdac_probability, predict_case
 from panorama_pdac.nnunet.multitask_trainers import (
-    AUROC_KEY, MultiTaskOptions, Step1SegTrainer, Step2ClsTrainer, Step3JointTrainer, patch_auroc)
+    AUROC_KEY,
+    MultiTaskOptions,
+    Step1SegTrainer,
+    Step2ClsTrainer,
+    Step3JointTrainer,
+    patch_auroc,
+)
 from panorama_pdac.nnunet.planning import plan_and_preprocess
 from panorama_pdac.nnunet.training import FINAL, Schedule, build_trainer, train_fold
 

@@ -10,7 +10,12 @@ import pytest
 
 from panorama_pdac.errors import ConfigError, DataError
 from panorama_pdac.io import read_json
-from panorama_pdac.splits import fold_table, import_official_folds, make_folds, write_splits
+from panorama_pdac.splits import (
+    fold_table,
+    import_official_folds,
+    make_folds,
+    write_splits,
+)
 
 
 def _cases(n_patients: int = 60, pdac_rate: float = 0.3, seed: int = 0) -> pd.DataFrame:

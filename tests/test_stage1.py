@@ -16,7 +16,12 @@ from panorama_pdac.io import read_json, write_image
 from panorama_pdac.nnunet.env import configure_nnunet_env
 from panorama_pdac.nnunet.planning import override_configuration, plan_and_preprocess
 from panorama_pdac.nnunet.training import LATEST, Schedule, train_fold
-from panorama_pdac.stage1 import DATASET_ID, build_stage1_dataset, copy_model_files, raw_dataset_dir
+from panorama_pdac.stage1 import (
+    DATASET_ID,
+    build_stage1_dataset,
+    copy_model_files,
+    raw_dataset_dir,
+)
 
 TINY = {"patch_size": [8, 16, 16], "batch_size": 2, "base_features": 4, "max_features": 16, "n_conv_per_stage": 1}
 
@@ -132,7 +137,6 @@ def test_training_resumes_from_latest_checkpoint(stage1, monkeypatch):
 
 def test_model_folder_loads_with_nnunets_own_predictor(stage1):
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     configure_nnunet_env(stage1["root"], threads=1)

@@ -17,19 +17,26 @@ from .per_case import CaseJob, run_per_case
 from .scores import case_scores_table
 
 
+def detect_lesions(lesion: sitk.Image, settings: dict, pancreas: sitk.Image | None = None) -> np.ndarray:
+    """Detection map (z, y, x) on the lesion-probability map's grid, with the `evaluation.postprocess`
+    settings. `pancreas` (the stage-1 mask, on its own low-resolution grid) is used only when the settings
+    ask for masking."""
+    s = settings
+    # The low-resolution mask brought onto the crop's grid.
+    mask = None
+    if s["mask_to_pancreas"]:
+        mask = sitk.GetArrayFromImage(resample_to_reference(pancreas, lesion, is_label=True))
+    return detection_map(sitk.GetArrayFromImage(lesion), threshold=s["threshold"],
+                         dynamic_threshold_factor=s["dynamic_threshold_factor"],
+                         min_voxels_detection=s["min_voxels_detection"], pancreas_mask_zyx=mask,
+                         dilate_mm=s["pancreas_dilation_mm"], spacing_zyx=lesion.GetSpacing()[::-1])
+
+
 def _detect_case(job: CaseJob) -> dict:
     lesion_path, roi_json, image_path = job.inputs[:3]
     lesion = read_image(lesion_path, job.case_id)
-    s = job.args
-    pancreas = None
-    if s["mask_to_pancreas"]:
-        # The stage-1 CV mask (low resolution) brought onto the crop's grid.
-        pancreas = sitk.GetArrayFromImage(resample_to_reference(read_image(job.inputs[3], job.case_id), lesion,
-                                                                is_label=True))
-    det = detection_map(sitk.GetArrayFromImage(lesion), threshold=s["threshold"],
-                        dynamic_threshold_factor=s["dynamic_threshold_factor"],
-                        min_voxels_detection=s["min_voxels_detection"], pancreas_mask_zyx=pancreas,
-                        dilate_mm=s["pancreas_dilation_mm"], spacing_zyx=lesion.GetSpacing()[::-1])
+    pancreas = read_image(job.inputs[3], job.case_id) if job.args["mask_to_pancreas"] else None
+    det = detect_lesions(lesion, job.args, pancreas)
     roi = Roi.from_json(read_json(roi_json))
     write_image(full_size_detection_map(det, roi.index_start_xyz, roi.index_size_xyz,
                                         read_image_header(image_path, job.case_id)), job.outputs[0])

@@ -3,6 +3,8 @@
 Scripts stay thin: `run_job(snakemake, main)` sends everything the job prints (ours, nnU-Net's, C
 libraries') to the rule's log, and turns a PanoramaError into one sentence on the terminal instead of a
 traceback.
+Scripts call it under `if __name__ == "__main__":`, because nnU-Net spawns worker processes that re-import
+the script file, where Snakemake's `snakemake` object does not exist.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,6 +24,7 @@ import SimpleITK as sitk
 from .ct_painting import N_LABELS, paint_ct
 from .errors import DataError, PanoramaError
 from .io import read_image, write_image
+from .per_case import CaseJob, run_per_case
 
 LABEL_FOLDERS = ("manual_labels", "automatic_labels")
 _SLAB = 32  # slices checked at a time: a float64 1024x1024x663 map is 5.5 GB; its check needs no copies
@@ -83,19 +83,19 @@ def paint_case(label_path: str | Path, image_path: str | Path, case_id: str, see
 
 
 def paint_labels_folder(labels_dir: str | Path, out_dir: str | Path, seed: int = 0, threads: int = 1,
-                        cases: Iterable[str] | None = None) -> list[Path]:
+                        cases: Iterable[str] | None = None, manifest: str | Path | None = None) -> list[Path]:
     """Paint `out_dir`/<case>_0000.nii.gz for every label file (or only `cases`); return the image paths.
 
-    Images already present are kept: writes are atomic, so an existing file is a finished one, and an
-    interrupted run resumes where it stopped. Each image depends only on its label file, `seed` and
-    its case id.
+    Each image depends only on its label file, `seed` and its case id, so a rerun repaints only the
+    cases whose label file changed (signatures in `manifest`, by default beside `out_dir`).
     """
+    out_dir = Path(out_dir)
     labels = label_files(labels_dir, cases)
-    images = {c: Path(out_dir) / f"{c}_0000.nii.gz" for c in labels}
-    todo = [(labels[c], image, c) for c, image in images.items() if not image.is_file()]
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        list(pool.map(lambda job: paint_case(*job, seed=seed), todo))
-    return list(images.values())
+    jobs = [CaseJob(c, [str(p)], [str(out_dir / f"{c}_0000.nii.gz")], {"seed": seed}) for c, p in labels.items()]
+    run_per_case(jobs, lambda j: paint_case(Path(j.inputs[0]), Path(j.outputs[0]), j.case_id, seed=seed),
+                 manifest or out_dir.parent / f"{out_dir.name}.tsv", settings={}, threads=threads,
+                 label="painted images")
+    return [Path(j.outputs[0]) for j in jobs]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

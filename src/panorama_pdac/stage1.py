@@ -25,6 +25,11 @@ def raw_dataset_dir(nnunet_root: str | os.PathLike) -> Path:
     return Path(nnunet_root) / "raw" / DATASET_NAME
 
 
+def roi_dir_of(rois_tsv: str | os.PathLike) -> Path:
+    """Per-case ROI JSONs live in `roi/` beside the ROI table."""
+    return Path(rois_tsv).parent / "roi"
+
+
 def write_dataset_json(dataset_dir: Path, labels: dict[str, int], num_cases: int, description: str) -> None:
     """nnU-Net's own dataset.json writer, into a temporary folder first so the file appears whole."""
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
@@ -35,14 +40,20 @@ def write_dataset_json(dataset_dir: Path, labels: dict[str, int], num_cases: int
         os.replace(Path(tmp) / "dataset.json", dataset_dir / "dataset.json")
 
 
+def low_resolution_image(image: sitk.Image, spacing_xyz) -> sitk.Image:
+    """What the stage-1 network sees, in training and in prediction: the CT resampled to `spacing_xyz`
+    (B-spline, padded with air) and stored as int16 HU."""
+    return sitk.Cast(resample_to_spacing(image, spacing_xyz, is_label=False), sitk.sitkInt16)
+
+
 def _convert_case(job: CaseJob) -> dict:
     image = read_image(job.inputs[0], job.case_id)
     label = read_image(job.inputs[1], job.case_id)
     spacing = job.args["spacing_xyz"]
-    low_image = resample_to_spacing(image, spacing, is_label=False)
+    low_image = low_resolution_image(image, spacing)
     target = pancreas_mask(label, job.args["pancreas_labels"])
     low_target = resample_to_spacing(target, spacing, is_label=True)
-    write_image(sitk.Cast(low_image, sitk.sitkInt16), job.outputs[0])
+    write_image(low_image, job.outputs[0])
     write_image(sitk.Cast(low_target, sitk.sitkUInt8), job.outputs[1])
     return {"low_res_size": "x".join(map(str, low_image.GetSize()))}
 

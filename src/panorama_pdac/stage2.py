@@ -24,6 +24,11 @@ def raw_dataset_dir(nnunet_root: str | os.PathLike) -> Path:
     return Path(nnunet_root) / "raw" / DATASET_NAME
 
 
+def variant_nnunet_root(model_file: str | os.PathLike) -> Path:
+    """A variant's own nnU-Net folder (preprocessed data) beside its model files (plans.json, ...)."""
+    return Path(model_file).parent / "nnunet"
+
+
 def training_roi(label: sitk.Image, job: CaseJob) -> Roi:
     """The published way: ground-truth pancreas plus margins; or the stage-1 cross-validated ROI."""
     if job.args["source"] == "truth":
@@ -56,7 +61,7 @@ def build_stage2_dataset(cases: pd.DataFrame, nnunet_root, source: str, margin_m
         jobs.append(CaseJob(r.case_id, inputs, outputs, {"source": source, "margin_mm_xyz": list(margin_mm_xyz),
                                                          "pancreas_labels": list(pancreas_labels)}))
     run_per_case(jobs, _crop_case, out / "crops.tsv", settings={}, threads=threads, label="stage-2 crops")
-    write_json({r.case_id: int(bool(r.pdac_voxels)) for r in cases.itertuples()}, out / CASE_LABELS)
+    write_json({r.case_id: int(r.pdac_voxels) for r in cases.itertuples()}, out / CASE_LABELS)
     write_dataset_json(out, LABELS, len(jobs), "PANORAMA stage 2: pancreas-region crops, all labels")
     return out / "dataset.json"
 

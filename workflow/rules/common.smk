@@ -2,27 +2,49 @@
 import os
 from pathlib import Path
 
-# Scripts import our package from src/ whether or not it was pip-installed (e.g. in --sdm conda envs);
-# the variable reaches local and cluster jobs alike.
+# Scripts import our package from src/ whether or not it was pip-installed (e.g. in --sdm conda envs).
+# Every job, local or on a cluster node, re-reads this file, so the setting reaches them all.
 SRC = str(Path(workflow.basedir) / "src")
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
 SYNTHETIC_DIR = "results/synthetic"
+SYNTHETIC_SHEET = "{}/labels/clinical_information.{}".format(
+    SYNTHETIC_DIR, config["synthetic"]["sheet_format"]
+)
 FOLDS = list(range(config["folds"]["n_folds"]))
 
 
+PAINTED_DIR = f"{SYNTHETIC_DIR}/painted"
+S2_RAW = "results/stage2/nnunet/raw/Dataset502_PanoramaStage2"
+
+
 def raw_data():
-    """Where the raw data set lives: the user's download, or the generated demo data."""
-    if config["synthetic"]["enabled"]:
+    """Where the raw data set lives: the user's download, the generated demo data, or CT painted onto a
+    real labels repository (images made here, labels and sheet the user's)."""
+    syn = config["synthetic"]
+    if not syn["enabled"]:
+        return config["data"]
+    if syn["mode"] == "painted":
         return {
-            "images": [f"{SYNTHETIC_DIR}/images/*"],
-            "labels": f"{SYNTHETIC_DIR}/labels",
-            "clinical": f"{SYNTHETIC_DIR}/labels/clinical_information."
-            + config["synthetic"]["sheet_format"],
+            "images": [PAINTED_DIR],
+            "labels": syn["painted_labels"],
+            "clinical": f"{syn['painted_labels']}/clinical_information.xlsx",
         }
-    return config["data"]
+    return {
+        "images": [f"{SYNTHETIC_DIR}/images/*"],
+        "labels": f"{SYNTHETIC_DIR}/labels",
+        "clinical": SYNTHETIC_SHEET,
+    }
+
+
+def index_inputs(wildcards):
+    """The clinical sheet, plus the painted images when the workflow makes them."""
+    inputs = {"clinical": raw_data()["clinical"]}
+    if config["synthetic"]["enabled"] and config["synthetic"]["mode"] == "painted":
+        inputs["painted"] = f"{PAINTED_DIR}.tsv"
+    return inputs
 
 
 def job_resources(family):
@@ -35,7 +57,9 @@ STEPS = [1, 2, 3]
 
 
 def variant_planner(variant):
-    return config["stage2"]["variants"][variant].get("planner", config["stage2"]["planner"])
+    return config["stage2"]["variants"][variant].get(
+        "planner", config["stage2"]["planner"]
+    )
 
 
 def stage2_options(variant, step):
@@ -59,13 +83,13 @@ def stage2_crop_inputs(wildcards):
 def stage2_step_inputs(wildcards):
     """Each step starts from the previous step's final weights."""
     inputs = {
-        "plans": f"results/stage2/{wildcards.variant}/plans.json",
-        "dataset_json": f"results/stage2/{wildcards.variant}/dataset.json",
+        "plans": "results/stage2/{variant}/plans.json".format(**wildcards),
+        "dataset_json": "results/stage2/{variant}/dataset.json".format(**wildcards),
+        "case_labels": f"{S2_RAW}/case_labels.json",
     }
     if int(wildcards.step) > 1:
-        inputs["init"] = (
-            f"results/stage2/{wildcards.variant}/fold_{wildcards.fold}"
-            f"/step{int(wildcards.step) - 1}/checkpoint_final.pth"
+        inputs["init"] = "results/stage2/{}/fold_{}/step{}/checkpoint_final.pth".format(
+            wildcards.variant, wildcards.fold, int(wildcards.step) - 1
         )
     return inputs
 

@@ -3,44 +3,62 @@
 
 rule generate_synthetic_data:
     output:
-        clinical=raw_data()["clinical"],
-    params:
-        out_dir=SYNTHETIC_DIR,
-        n_patients=config["synthetic"]["n_patients"],
-        seed=config["synthetic"]["seed"],
-        sheet_format=config["synthetic"]["sheet_format"],
+        clinical=SYNTHETIC_SHEET,
     log:
         "results/logs/generate_synthetic_data.log",
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
     threads: config["threads"]["per_case"]
     resources:
         **job_resources("light"),
-    conda:
-        "../../envs/data.yaml"
-    localrule: True
+    params:
+        n_patients=config["synthetic"]["n_patients"],
+        seed=config["synthetic"]["seed"],
+        sheet_format=config["synthetic"]["sheet_format"],
     script:
         "../scripts/generate_synthetic_data.py"
 
 
+rule paint_label_images:
+    output:
+        manifest=f"{PAINTED_DIR}.tsv",
+    log:
+        "results/logs/paint_label_images.log",
+    benchmark:
+        "results/benchmarks/paint_label_images.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: config["threads"]["per_case"]
+    resources:
+        **job_resources("light"),
+    params:
+        labels=config["synthetic"]["painted_labels"],
+        seed=config["synthetic"]["seed"],
+    script:
+        "../scripts/paint_label_images.py"
+
+
 rule index_cases:
     input:
-        clinical=raw_data()["clinical"],
+        unpack(index_inputs),
     output:
         cases="results/dataset/cases.tsv",
         excluded="results/dataset/excluded.tsv",
         summary="results/dataset/summary.json",
-    params:
-        images=raw_data()["images"],
-        labels=raw_data()["labels"],
-        on_invalid=config["data"]["on_invalid"],
     log:
         "results/logs/index_cases.log",
     benchmark:
         "results/benchmarks/index_cases.tsv"
+    conda:
+        "../../envs/data.yaml"
     threads: config["threads"]["per_case"]
     resources:
         **job_resources("light"),
-    conda:
-        "../../envs/data.yaml"
+    params:
+        images=raw_data()["images"],
+        labels=raw_data()["labels"],
+        on_invalid=config["data"]["on_invalid"],
     script:
         "../scripts/index_cases.py"
 
@@ -51,15 +69,15 @@ rule make_folds:
     output:
         splits="results/dataset/splits_final.json",
         table="results/dataset/folds.tsv",
+    log:
+        "results/logs/make_folds.log",
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
     params:
         n_folds=config["folds"]["n_folds"],
         seed=config["folds"]["seed"],
         official_fold_file=config["folds"]["official_fold_file"],
-    log:
-        "results/logs/make_folds.log",
-    conda:
-        "../../envs/data.yaml"
-    localrule: True
     script:
         "../scripts/make_folds.py"
 
@@ -78,8 +96,8 @@ rule summarize_data:
         ),
     log:
         "results/logs/summarize_data.log",
+    localrule: True
     conda:
         "../../envs/data.yaml"
-    localrule: True
     script:
         "../scripts/summarize_data.py"

@@ -6,23 +6,22 @@ EV = config["evaluation"]
 rule postprocess_cv:
     input:
         cv=expand("results/stage2/{{variant}}/cv/fold_{fold}.tsv", fold=FOLDS),
+        stage1_cv=expand("results/stage1/cv/fold_{fold}.tsv", fold=FOLDS),
         cases="results/dataset/cases.tsv",
     output:
         scores="results/evaluation/{variant}/case_scores.tsv",
-    params:
-        out_dir="results/evaluation/{variant}/detection_maps",
-        stage1_cv_dir="results/stage1/cv",
-        settings=EV["postprocess"],
-        fusion=EV["fusion"],
     log:
         "results/logs/evaluation/postprocess_cv_{variant}.log",
     benchmark:
         "results/benchmarks/evaluation/postprocess_cv_{variant}.tsv"
+    conda:
+        "../../envs/evaluation.yaml"
     threads: config["threads"]["per_case"]
     resources:
         **job_resources("light"),
-    conda:
-        "../../envs/evaluation.yaml"
+    params:
+        settings=EV["postprocess"],
+        fusion=EV["fusion"],
     script:
         "../scripts/postprocess_cv.py"
 
@@ -34,19 +33,19 @@ rule evaluate_cv:
     output:
         metrics="results/evaluation/{variant}/metrics.json",
         table="results/evaluation/{variant}/metrics.tsv",
-    params:
-        iou_thresholds=EV["iou_thresholds"],
-        n_bootstrap=EV["n_bootstrap"],
-        seed=EV["seed"],
     log:
         "results/logs/evaluation/evaluate_cv_{variant}.log",
     benchmark:
         "results/benchmarks/evaluation/evaluate_cv_{variant}.tsv"
+    conda:
+        "../../envs/evaluation.yaml"
     threads: config["threads"]["per_case"]
     resources:
         **job_resources("light"),
-    conda:
-        "../../envs/evaluation.yaml"
+    params:
+        iou_thresholds=EV["iou_thresholds"],
+        n_bootstrap=EV["n_bootstrap"],
+        seed=EV["seed"],
     script:
         "../scripts/evaluate_cv.py"
 
@@ -86,13 +85,13 @@ rule summarize_evaluation:
             category="Evaluation",
             labels={"figure": "FROC"},
         ),
-    params:
-        variants=VARIANTS,
     log:
         "results/logs/evaluation/summarize_evaluation.log",
+    localrule: True
     conda:
         "../../envs/evaluation.yaml"
-    localrule: True
+    params:
+        variants=VARIANTS,
     script:
         "../scripts/summarize_evaluation.py"
 
@@ -111,9 +110,9 @@ rule plot_qa_montage:
         ),
     log:
         "results/logs/evaluation/plot_qa_montage_{variant}.log",
+    localrule: True
     conda:
         "../../envs/evaluation.yaml"
-    localrule: True
     script:
         "../scripts/plot_qa_montage.py"
 
@@ -134,15 +133,15 @@ rule plot_training_curves:
             category="Stage 2",
             labels={"figure": "training curves"},
         ),
+    log:
+        "results/logs/evaluation/plot_training_curves.log",
+    localrule: True
+    conda:
+        "../../envs/evaluation.yaml"
     params:
         folds=FOLDS,
         variants=VARIANTS,
         steps=STEPS,
-    log:
-        "results/logs/evaluation/plot_training_curves.log",
-    conda:
-        "../../envs/evaluation.yaml"
-    localrule: True
     script:
         "../scripts/plot_training_curves.py"
 
@@ -166,8 +165,8 @@ rule plot_stage1_qa:
         ),
     log:
         "results/logs/stage1/plot_stage1_qa.log",
+    localrule: True
     conda:
         "../../envs/evaluation.yaml"
-    localrule: True
     script:
         "../scripts/plot_stage1_qa.py"

@@ -10,19 +10,18 @@ rule convert_stage1:
         cases="results/dataset/cases.tsv",
     output:
         dataset_json=f"{S1_RAW}/dataset.json",
-    params:
-        nnunet_root=S1_NNUNET,
-        spacing_xyz=S1["spacing_xyz"],
-        pancreas_labels=S1["pancreas_labels"],
     log:
         "results/logs/stage1/convert_stage1.log",
     benchmark:
         "results/benchmarks/stage1/convert_stage1.tsv"
+    conda:
+        "../../envs/nnunet.yaml"
     threads: config["threads"]["per_case"]
     resources:
         **job_resources("light"),
-    conda:
-        "../../envs/nnunet.yaml"
+    params:
+        spacing_xyz=S1["spacing_xyz"],
+        pancreas_labels=S1["pancreas_labels"],
     script:
         "../scripts/convert_stage1.py"
 
@@ -34,20 +33,19 @@ rule plan_stage1:
     output:
         plans="results/stage1/plans.json",
         dataset_json="results/stage1/dataset.json",
-    params:
-        nnunet_root=S1_NNUNET,
-        planner=S1["planner"],
-        configuration=S1["configuration"],
-        overrides=S1["plan_overrides"],
     log:
         "results/logs/stage1/plan_stage1.log",
     benchmark:
         "results/benchmarks/stage1/plan_stage1.tsv"
+    conda:
+        "../../envs/nnunet.yaml"
     threads: config["threads"]["per_case"]
     resources:
         **job_resources("light"),
-    conda:
-        "../../envs/nnunet.yaml"
+    params:
+        planner=S1["planner"],
+        configuration=S1["configuration"],
+        overrides=S1["plan_overrides"],
     script:
         "../scripts/plan_stage1.py"
 
@@ -61,21 +59,20 @@ rule train_stage1:
         checkpoint="results/stage1/fold_{fold}/checkpoint_final.pth",
         progress="results/stage1/fold_{fold}/progress.png",
         training_log="results/stage1/fold_{fold}/training_log.txt",
-    params:
-        nnunet_root=S1_NNUNET,
-        configuration=S1["configuration"],
-        schedule=S1["schedule"],
-        device=config["device"],
-        augmentation_workers=config["nnunet"]["augmentation_workers"],
     log:
         "results/logs/stage1/train_stage1_fold_{fold}.log",
     benchmark:
         "results/benchmarks/stage1/train_stage1_fold_{fold}.tsv"
+    conda:
+        "../../envs/nnunet.yaml"
     threads: config["threads"]["train"]
     resources:
         **job_resources("train"),
-    conda:
-        "../../envs/nnunet.yaml"
+    params:
+        configuration=S1["configuration"],
+        schedule=S1["schedule"],
+        device=config["device"],
+        augmentation_workers=config["nnunet"]["augmentation_workers"],
     script:
         "../scripts/train_stage1.py"
 
@@ -85,24 +82,21 @@ rule predict_stage1_cv:
         checkpoint="results/stage1/fold_{fold}/checkpoint_final.pth",
         plans="results/stage1/plans.json",
         splits="results/dataset/splits_final.json",
+        raw_dataset=f"{S1_RAW}/dataset.json",
     output:
         table="results/stage1/cv/fold_{fold}.tsv",
-    params:
-        nnunet_root=S1_NNUNET,
-        model_dir="results/stage1",
-        raw_dir=S1_RAW,
-        out_dir="results/stage1/cv",
-        device=config["device"],
-        mirroring=S1["mirroring"],
     log:
         "results/logs/stage1/predict_stage1_cv_fold_{fold}.log",
     benchmark:
         "results/benchmarks/stage1/predict_stage1_cv_fold_{fold}.tsv"
+    conda:
+        "../../envs/nnunet.yaml"
     threads: config["threads"]["predict"]
     resources:
         **job_resources("predict"),
-    conda:
-        "../../envs/nnunet.yaml"
+    params:
+        device=config["device"],
+        mirroring=S1["mirroring"],
     script:
         "../scripts/predict_stage1_cv.py"
 
@@ -111,23 +105,21 @@ rule localise_stage1:
     input:
         cases="results/dataset/cases.tsv",
         cv=expand("results/stage1/cv/fold_{fold}.tsv", fold=FOLDS),
+        raw_dataset=f"{S1_RAW}/dataset.json",
     output:
         rois="results/stage1/rois.tsv",
         qa="results/stage1/qa.tsv",
         summary="results/stage1/qa_summary.json",
-    params:
-        cv_dir="results/stage1/cv",
-        raw_dir=S1_RAW,
-        roi_dir="results/stage1/roi",
-        margin_mm_xyz=S1["margin_mm_xyz"],
     log:
         "results/logs/stage1/localise_stage1.log",
     benchmark:
         "results/benchmarks/stage1/localise_stage1.tsv"
+    conda:
+        "../../envs/nnunet.yaml"
     threads: config["threads"]["per_case"]
     resources:
         **job_resources("light"),
-    conda:
-        "../../envs/nnunet.yaml"
+    params:
+        margin_mm_xyz=S1["margin_mm_xyz"],
     script:
         "../scripts/localise_stage1.py"

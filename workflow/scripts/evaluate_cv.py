@@ -1,3 +1,4 @@
+from panorama_pdac.cases import read_case_table
 from panorama_pdac.io import read_tsv, write_json, write_tsv
 from panorama_pdac.jobs import run_job
 from panorama_pdac.metrics import evaluate_cases, metrics_table
@@ -6,7 +7,7 @@ from panorama_pdac.scores import score_dicts
 
 def main(smk):
     scores = read_tsv(smk.input.scores, dtype={"case_id": str})
-    labels = read_tsv(smk.input.cases, dtype={"case_id": str}).set_index("case_id")["label"]
+    labels = read_case_table(smk.input.cases).set_index("case_id")["label"]
     result = evaluate_cases(
         dict(zip(scores.case_id, scores.detection_map)),
         {c: labels[c] for c in scores.case_id},
@@ -22,6 +23,5 @@ def main(smk):
     write_tsv(metrics_table(result), smk.output.table)
 
 
-# Guarded: nnU-Net spawns worker processes that re-import this file.
 if __name__ == "__main__":
     run_job(snakemake, main)

@@ -13,6 +13,5 @@ def main(smk):
     write_case_index(index, smk.output.cases, smk.output.excluded, smk.output.summary)
 
 
-# Guarded: nnU-Net spawns worker processes that re-import this file.
 if __name__ == "__main__":
     run_job(snakemake, main)

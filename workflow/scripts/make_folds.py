@@ -1,10 +1,16 @@
-from panorama_pdac.io import read_tsv, write_tsv
+from panorama_pdac.cases import read_case_table
+from panorama_pdac.io import write_tsv
 from panorama_pdac.jobs import run_job
-from panorama_pdac.splits import fold_table, import_official_folds, make_folds, write_splits
+from panorama_pdac.splits import (
+    fold_table,
+    import_official_folds,
+    make_folds,
+    write_splits,
+)
 
 
 def main(smk):
-    cases = read_tsv(smk.input.cases, dtype={"case_id": str, "patient_id": str})
+    cases = read_case_table(smk.input.cases)
     if smk.params.official_fold_file:
         splits, warnings = import_official_folds(smk.params.official_fold_file, cases)
         for w in warnings:
@@ -15,6 +21,5 @@ def main(smk):
     write_tsv(fold_table(cases, splits), smk.output.table)
 
 
-# Guarded: nnU-Net spawns worker processes that re-import this file.
 if __name__ == "__main__":
     run_job(snakemake, main)

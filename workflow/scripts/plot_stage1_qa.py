@@ -11,6 +11,5 @@ def main(smk):
                       [("Summary", read_json(smk.input.summary)), ("Per case", qa)], smk.output.table)
 
 
-# Guarded: nnU-Net spawns worker processes that re-import this file.
 if __name__ == "__main__":
     run_job(snakemake, main)

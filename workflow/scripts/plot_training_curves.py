@@ -13,6 +13,5 @@ def main(smk):
     plot_training_curves(runs, smk.output[0])
 
 
-# Guarded: nnU-Net spawns worker processes that re-import this file.
 if __name__ == "__main__":
     run_job(snakemake, main)

@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import pandas as pd
 
+from panorama_pdac.cases import read_case_table
 from panorama_pdac.evaluation import build_detection_maps
 from panorama_pdac.io import read_tsv, write_tsv
 from panorama_pdac.jobs import run_job
@@ -7,12 +10,11 @@ from panorama_pdac.jobs import run_job
 
 def main(smk):
     cv = pd.concat([read_tsv(f, dtype={"case_id": str}) for f in smk.input.cv], ignore_index=True)
-    cases = read_tsv(smk.input.cases, dtype={"case_id": str})
-    scores = build_detection_maps(cv, cases, smk.params.out_dir, smk.params.settings, smk.params.stage1_cv_dir,
-                                  threads=smk.threads, fusion=smk.params.fusion)
+    cases = read_case_table(smk.input.cases)
+    scores = build_detection_maps(cv, cases, Path(smk.output.scores).parent / "detection_maps", smk.params.settings,
+                                  Path(smk.input.stage1_cv[0]).parent, threads=smk.threads, fusion=smk.params.fusion)
     write_tsv(scores, smk.output.scores)
 
 
-# Guarded: nnU-Net spawns worker processes that re-import this file.
 if __name__ == "__main__":
     run_job(snakemake, main)

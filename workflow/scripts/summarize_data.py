@@ -15,6 +15,5 @@ def main(smk):
     )
 
 
-# Guarded: nnU-Net spawns worker processes that re-import this file.
 if __name__ == "__main__":
     run_job(snakemake, main)

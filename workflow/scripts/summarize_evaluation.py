@@ -23,6 +23,5 @@ def main(smk):
     plot_froc(curves["froc"], smk.output.froc)
 
 
-# Guarded: nnU-Net spawns worker processes that re-import this file.
 if __name__ == "__main__":
     run_job(snakemake, main)

@@ -14,6 +14,5 @@ def main(smk):
                resolve_device(smk.params.device))
 
 
-# Guarded: nnU-Net spawns worker processes that re-import this file.
 if __name__ == "__main__":
     run_job(snakemake, main)

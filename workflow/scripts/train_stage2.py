@@ -3,20 +3,20 @@ from pathlib import Path
 from panorama_pdac.jobs import run_job
 from panorama_pdac.nnunet.env import configure_nnunet_env, resolve_device
 from panorama_pdac.nnunet.training import Schedule, train_fold
+from panorama_pdac.stage2 import variant_nnunet_root
 
 
 def main(smk):
-    configure_nnunet_env(smk.params.nnunet_root, smk.threads, smk.params.augmentation_workers,
-                         raw=smk.params.raw_root)
+    configure_nnunet_env(variant_nnunet_root(smk.input.plans), smk.threads, smk.params.augmentation_workers,
+                         raw=Path(smk.input.case_labels).parents[1])
     from panorama_pdac.nnunet.multitask_trainers import STEP_TRAINERS, MultiTaskOptions
 
-    step = int(smk.wildcards.step)
-    options = MultiTaskOptions.from_config({**smk.params.options, "case_labels": smk.params.case_labels})
-    train_fold(STEP_TRAINERS[step], smk.input.plans, smk.input.dataset_json, smk.params.configuration,
-               int(smk.wildcards.fold), Path(smk.output.checkpoint).parent, Schedule(**smk.params.schedule),
-               resolve_device(smk.params.device), init_weights=smk.input.get("init"), configure=options.apply)
+    options = MultiTaskOptions.from_config({**smk.params.options, "case_labels": smk.input.case_labels})
+    train_fold(STEP_TRAINERS[int(smk.wildcards.step)], smk.input.plans, smk.input.dataset_json,
+               smk.params.configuration, int(smk.wildcards.fold), Path(smk.output.checkpoint).parent,
+               Schedule(**smk.params.schedule), resolve_device(smk.params.device),
+               init_weights=smk.input.get("init"), configure=options.apply)
 
 
-# Guarded: nnU-Net spawns worker processes that re-import this file.
 if __name__ == "__main__":
     run_job(snakemake, main)

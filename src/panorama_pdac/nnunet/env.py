@@ -40,6 +40,11 @@ def configure_nnunet_env(root: str | os.PathLike, threads: int = 1, augmentation
     return env
 
 
+def nnunet_root_of(raw_dataset_json: str | os.PathLike) -> Path:
+    """The folder holding raw/ (and preprocessed/) for a raw dataset's `<root>/raw/DatasetXXX/dataset.json`."""
+    return Path(raw_dataset_json).parents[2]
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` picks CUDA when torch sees a GPU. A SLURM node may set CUDA_VISIBLE_DEVICES without a usable GPU
     (fake GPUs in CI), so the decision is torch's, never that variable's."""

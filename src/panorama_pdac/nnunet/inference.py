@@ -19,7 +19,9 @@ def load_predictor(model_folder: str | os.PathLike, checkpoints: list[str | os.P
     """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+    from nnunetv2.utilities.label_handling.label_handling import (
+        determine_num_input_channels,
+    )
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     model_folder = Path(model_folder)

@@ -39,7 +39,9 @@ def predict_case(predictor, image_files: Sequence[str | os.PathLike] | None = No
     """Predict one case given as image files (one per channel) or as an array (c, z, y, x) with nnU-Net's
     reader properties (at least 'spacing'). Returns the lesion probability (z, y, x) float32 in the input
     image's grid and the case PDAC probability."""
-    from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
+    from nnunetv2.inference.export_prediction import (
+        convert_predicted_logits_to_segmentation_with_correct_shape,
+    )
 
     if (image_files is None) == (image is None):
         raise ValueError("give either image_files or image (with properties)")

@@ -34,7 +34,9 @@ def override_configuration(plans: dict, configuration: str, overrides: dict) -> 
     n_conv_per_stage: convolutions (plain encoder) or residual blocks (ResEnc) per encoder stage, and
     per decoder stage.
     """
-    from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
+    from nnunetv2.experiment_planning.experiment_planners.network_topology import (
+        get_pool_and_conv_props,
+    )
 
     plans = copy.deepcopy(plans)
     if configuration not in plans["configurations"]:
