@@ -12,3 +12,9 @@ def workflow_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("e2e")
     snakemake(workdir, "--cores", "2", "all")
     return workdir
+
+
+@pytest.fixture(scope="session")
+def workflow_report(workflow_run):
+    snakemake(workflow_run, "--report", "results/report.html")
+    return workflow_run / "results" / "report.html"

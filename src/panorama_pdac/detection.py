@@ -14,6 +14,8 @@ import SimpleITK as sitk
 from report_guided_annotation import extract_lesion_candidates
 from scipy import ndimage
 
+from .geometry import paste_box
+
 
 def restrict_to_pancreas(
     lesion_prob_zyx: np.ndarray,
@@ -79,20 +81,4 @@ def full_size_detection_map(
     `reference` may be the CT or just its header (`io.read_image_header`): only size, spacing, origin
     and direction are used. Never resampled: interpolation would break the constant-valued blobs.
     """
-    full_size_xyz = tuple(reference.GetSize())
-    start, size = np.asarray(start_xyz, dtype=int), np.asarray(size_xyz, dtype=int)
-    if len(full_size_xyz) != 3 or start.shape != (3,) or size.shape != (3,):
-        raise ValueError("expected a 3D reference and (x, y, z) crop start and size")
-    if det_crop_zyx.shape != tuple(size[::-1]):
-        raise ValueError(f"crop shape (z, y, x) {det_crop_zyx.shape} does not match the box size (x, y, z) "
-                         f"{tuple(size)}")
-    if start.min() < 0 or np.any(start + size > full_size_xyz):
-        raise ValueError(f"box {tuple(start)}+{tuple(size)} does not fit an image of size {full_size_xyz}")
-    full = np.zeros(full_size_xyz[::-1], dtype=np.float32)
-    (x0, y0, z0), (x1, y1, z1) = start, start + size
-    full[z0:z1, y0:y1, x0:x1] = det_crop_zyx
-    out = sitk.GetImageFromArray(full)
-    out.SetSpacing(reference.GetSpacing())
-    out.SetOrigin(reference.GetOrigin())
-    out.SetDirection(reference.GetDirection())
-    return out
+    return paste_box(reference, np.asarray(det_crop_zyx, dtype=np.float32), start_xyz, size_xyz)

@@ -174,27 +174,42 @@ def roi_from_mask(mask: sitk.Image, reference: sitk.Image, margin_mm_xyz: Sequen
     return _make_roi(reference, start, stop, margin_mm_xyz)
 
 
-def _check_fits(roi: Roi, size_xyz: Sequence[int]) -> None:
-    if min(roi.index_start_xyz) < 0 or any(e > n for e, n in zip(roi.index_stop_xyz, size_xyz)):
+def _check_fits(start_xyz: Sequence[int], size_xyz: Sequence[int], image_size_xyz: Sequence[int]) -> None:
+    stop = [a + n for a, n in zip(start_xyz, size_xyz)]
+    if min(start_xyz) < 0 or any(e > n for e, n in zip(stop, image_size_xyz)):
         raise ValueError(
-            f"ROI {roi.index_start_xyz}+{roi.index_size_xyz} does not fit an image of size {tuple(size_xyz)}"
+            f"box {tuple(start_xyz)}+{tuple(size_xyz)} does not fit an image of size {tuple(image_size_xyz)}"
         )
 
 
 def crop_to_roi(image: sitk.Image, roi: Roi) -> sitk.Image:
     """The ROI's voxels of `image`, keeping their physical placement (origin moves, direction stays)."""
-    _check_fits(roi, image.GetSize())
+    _check_fits(roi.index_start_xyz, roi.index_size_xyz, image.GetSize())
     return sitk.RegionOfInterest(image, roi.index_size_xyz, roi.index_start_xyz)
 
 
-def paste_into(reference: sitk.Image, crop: sitk.Image | np.ndarray, roi: Roi, fill: float = 0) -> sitk.Image:
-    """Full-size image with `reference`'s exact geometry: `crop` inside the ROI, `fill` elsewhere.
+def paste_box(reference: sitk.Image | sitk.ImageFileReader, crop_zyx: np.ndarray, start_xyz: Sequence[int],
+              size_xyz: Sequence[int], fill: float = 0) -> sitk.Image:
+    """Full-size image with `reference`'s exact geometry: the (z, y, x) array `crop_zyx` in the box
+    `start_xyz` + `size_xyz`, `fill` elsewhere. No resampling, so a detection map keeps its constant-valued
+    blobs. `reference` may be an image or only its header (`io.read_image_header`)."""
+    _check_fits(start_xyz, size_xyz, reference.GetSize())
+    expected_shape = tuple(reversed(tuple(size_xyz)))
+    if crop_zyx.shape != expected_shape:
+        raise ValueError(f"crop shape (z, y, x) {crop_zyx.shape} does not match the box's {expected_shape}")
+    full = np.full(tuple(reversed(reference.GetSize())), fill, dtype=crop_zyx.dtype)
+    (x0, y0, z0), (x1, y1, z1) = start_xyz, [a + n for a, n in zip(start_xyz, size_xyz)]
+    full[z0:z1, y0:y1, x0:x1] = crop_zyx
+    out = sitk.GetImageFromArray(full)
+    out.SetSpacing(reference.GetSpacing())
+    out.SetOrigin(reference.GetOrigin())
+    out.SetDirection(reference.GetDirection())
+    return out
 
-    No resampling, so a detection map keeps its constant-valued blobs. `crop` is an image on the
-    ROI's grid or a (z, y, x) array of the ROI's size; an image placed elsewhere is refused rather
-    than pasted at the wrong spot.
-    """
-    _check_fits(roi, reference.GetSize())
+
+def paste_into(reference: sitk.Image, crop: sitk.Image | np.ndarray, roi: Roi, fill: float = 0) -> sitk.Image:
+    """`paste_box` at the ROI. `crop` is an image on the ROI's grid or a (z, y, x) array of the ROI's size;
+    an image placed elsewhere is refused rather than pasted at the wrong spot."""
     if isinstance(crop, sitk.Image):
         expected_origin = reference.TransformIndexToPhysicalPoint(roi.index_start_xyz)
         tolerance = 0.1 * min(reference.GetSpacing())  # NIfTI stores geometry as float32
@@ -208,12 +223,4 @@ def paste_into(reference: sitk.Image, crop: sitk.Image | np.ndarray, roi: Roi, f
                 f"(origin {expected_origin})"
             )
         crop = sitk.GetArrayFromImage(crop)
-    expected_shape = tuple(reversed(roi.index_size_xyz))
-    if crop.shape != expected_shape:
-        raise ValueError(f"crop shape (z, y, x) {crop.shape} does not match the ROI's {expected_shape}")
-    full = np.full(tuple(reversed(reference.GetSize())), fill, dtype=crop.dtype)
-    (x0, y0, z0), (x1, y1, z1) = roi.index_start_xyz, roi.index_stop_xyz
-    full[z0:z1, y0:y1, x0:x1] = crop
-    out = sitk.GetImageFromArray(full)
-    out.CopyInformation(reference)
-    return out
+    return paste_box(reference, np.asarray(crop), roi.index_start_xyz, roi.index_size_xyz, fill)

@@ -82,7 +82,9 @@ class TwoStageEnsemble:
              stage2_dir: str | os.PathLike, stage2_checkpoints: Sequence[str | os.PathLike], device,
              mirroring: bool, threads: int = 1) -> TwoStageEnsemble:
         """`stage*_dir` are model folders (plans.json, dataset.json); the checkpoints, one per fold, form each
-        stage's ensemble. Stage 1 is nnU-Net's stock network, stage 2 the multi-task network."""
+        stage's ensemble. Stage 1 is nnU-Net's stock network, stage 2 the multi-task network. `threads` bounds
+        torch's threads to the job's share of the machine."""
+        # Imported here: nnU-Net's trainer stack takes seconds to import, and input checks need none of it.
         import torch
 
         from .nnunet.inference import load_predictor
@@ -107,6 +109,8 @@ class TwoStageEnsemble:
 
 @dataclass
 class CasePrediction:
+    """One finished case: what predictions.csv lists, and the seconds each phase took."""
+
     case_id: str
     likelihood: float
     cls_prob: float
@@ -121,8 +125,7 @@ def case_id_of(path: str | os.PathLike) -> str:
     suffix = next((s for s in IMAGE_SUFFIXES if name.endswith(s)), None)
     if suffix is None:
         raise DataError(path, f"not a CT file this predictor reads (expected {', '.join(IMAGE_SUFFIXES)})")
-    case_id = name[: -len(suffix)]
-    case_id = case_id[: -len(CHANNEL_SUFFIX)] if case_id.endswith(CHANNEL_SUFFIX) else case_id
+    case_id = name[: -len(suffix)].removesuffix(CHANNEL_SUFFIX)
     if not case_id:
         raise DataError(path, "file name gives an empty case id")
     return case_id

@@ -19,9 +19,19 @@ p.note{color:#555}
 </style>"""
 
 
+def _cell(value, max_items: int = 8) -> str:
+    """A readable cell: long lists and mappings (e.g. 1700 labels without an image) are counted, not dumped."""
+    if isinstance(value, dict):
+        value = [f"{k}: {v}" for k, v in value.items()]
+    if not isinstance(value, (list, tuple)):
+        return str(value)
+    more = f"{len(value)} in all: " if len(value) > max_items else ""
+    return more + ", ".join(map(str, value[:max_items])) + (", ..." if more else "")
+
+
 def _section(heading: str, content) -> str:
     if isinstance(content, dict):
-        content = pd.DataFrame({"item": list(content), "value": [str(v) for v in content.values()]})
+        content = pd.DataFrame({"item": list(content), "value": [_cell(v) for v in content.values()]})
     if isinstance(content, pd.DataFrame):
         body = content.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:.4g}") \
             if len(content) else '<p class="note">none</p>'

@@ -94,6 +94,44 @@ def stage2_step_inputs(wildcards):
     return inputs
 
 
+def predict_inputs(wildcards):
+    """The scans (every non-hidden file of predict_input: unusable ones are reported per case) and the models of
+    both stages. Checked here, so that only a run that asks for predictions needs predict_input.
+    """
+    folder, variant = config["predict_input"], config["predict"]["variant"]
+    if not folder or not Path(folder).is_dir():
+        raise ValueError(
+            f"predict needs a folder of CT scans: --config predict_input=DIR "
+            f"(predict_input is '{folder}', not a folder)"
+        )
+    if variant not in VARIANTS:
+        raise ValueError(
+            f"predict.variant '{variant}' is not one of stage2.variants {VARIANTS}"
+        )
+    images = sorted(
+        str(p)
+        for p in Path(folder).iterdir()
+        if p.is_file() and not p.name.startswith(".")
+    )
+    if not images:
+        raise ValueError(f"predict_input {folder} holds no files")
+    return {
+        "images": images,
+        "stage1_plans": "results/stage1/plans.json",
+        "stage1_dataset_json": "results/stage1/dataset.json",
+        "stage1_models": expand(
+            "results/stage1/fold_{fold}/checkpoint_final.pth", fold=FOLDS
+        ),
+        "stage2_plans": f"results/stage2/{variant}/plans.json",
+        "stage2_dataset_json": f"results/stage2/{variant}/dataset.json",
+        "stage2_models": expand(
+            "results/stage2/{variant}/fold_{fold}/step3/checkpoint_final.pth",
+            variant=variant,
+            fold=FOLDS,
+        ),
+    }
+
+
 def all_targets():
     return [
         "results/dataset/cases.tsv",

@@ -1,0 +1,56 @@
+import os
+
+import pytest
+
+from panorama_pdac.errors import PanoramaError
+from panorama_pdac.per_case import CaseJob, run_per_case
+
+
+def _jobs(tmp_path, n=3):
+    jobs = []
+    for i in range(n):
+        src = tmp_path / f"in{i}.txt"
+        src.write_text(str(i))
+        jobs.append(CaseJob(f"case{i}", [str(src)], [str(tmp_path / f"out{i}.txt")]))
+    return jobs
+
+
+def _copy(job):
+    with open(job.outputs[0], "w") as f:
+        f.write(open(job.inputs[0]).read())
+    return {"size": os.path.getsize(job.inputs[0])}
+
+
+def test_only_changed_or_missing_cases_are_redone(tmp_path):
+    jobs, manifest, calls = _jobs(tmp_path), tmp_path / "manifest.tsv", []
+
+    def work(job):
+        calls.append(job.case_id)
+        return _copy(job)
+
+    table = run_per_case(jobs, work, manifest, settings={"a": 1}, threads=2)
+    assert sorted(calls) == ["case0", "case1", "case2"] and list(table["size"]) == [1, 1, 1]
+    calls.clear()
+    (tmp_path / "in1.txt").write_text("changed")
+    os.remove(jobs[2].outputs[0])
+    run_per_case(jobs, work, manifest, settings={"a": 1})
+    assert sorted(calls) == ["case1", "case2"]
+    calls.clear()
+    run_per_case(jobs, work, manifest, settings={"a": 2})  # a changed setting redoes everything
+    assert len(calls) == 3
+
+
+def test_failures_are_reported_together_and_finished_cases_kept(tmp_path):
+    jobs, manifest = _jobs(tmp_path), tmp_path / "manifest.tsv"
+
+    def work(job):
+        if job.case_id != "case0":
+            raise ValueError(f"bad {job.case_id}")
+        return _copy(job)
+
+    with pytest.raises(PanoramaError, match=r"2 cases failed:\n.*case1: bad case1"):
+        run_per_case(jobs, work, manifest, settings={})
+    calls = []
+    with pytest.raises(PanoramaError):
+        run_per_case(jobs, lambda j: calls.append(j.case_id) or work(j), manifest, settings={})
+    assert "case0" not in calls  # kept from the first run
