@@ -14,6 +14,7 @@ import SimpleITK as sitk
 import yaml
 from picai_eval.analysis_utils import parse_detection_map
 from picai_eval.image_utils import read_prediction
+from workflow_runner import E2E_CONFIG, REPO, snakemake
 
 from panorama_pdac.errors import DataError, PanoramaError
 from panorama_pdac.io import write_image
@@ -29,7 +30,6 @@ from panorama_pdac.predict import (
 )
 from panorama_pdac.scores import fuse
 from panorama_pdac.synthetic import generate_dataset
-from workflow_runner import E2E_CONFIG, REPO, snakemake
 
 POSTPROCESS = {"threshold": "dynamic-fast", "dynamic_threshold_factor": 2.5, "min_voxels_detection": 10,
                "mask_to_pancreas": False, "pancreas_dilation_mm": 10}

@@ -32,12 +32,11 @@ import SimpleITK as sitk
 from .clinical import read_clinical
 from .errors import ConfigError, DataError, PanoramaError
 from .io import read_image_header, read_tsv, write_json, write_tsv
+from .labels import LESION, MAX_LABEL, invalid_values
 
 IMAGE_NAME = re.compile(r"^(\d{6}_\d{5})_0000\.nii\.gz$")
 LABEL_NAME = re.compile(r"^(\d{6}_\d{5})\.nii\.gz$")
 LABEL_FOLDERS = {"manual": "manual_labels", "automatic": "automatic_labels"}
-LESION = 1
-MAX_LABEL = 6
 SLAB_VOXELS = 8 * 1024**2  # voxels read at once: 64 MiB of float64, the widest label type seen
 # Far below any real mismatch (smallest voxel 0.37 mm; oblique directions are 0.01 off identity),
 # far above the float32 rounding of NIfTI headers written by different tools.
@@ -174,11 +173,7 @@ def _label_content(reader: sitk.ImageFileReader, case_id: str) -> bool:
                                               "scalar label map", case_id)
     lesion, bad_values = False, set()
     for slab in _slabs(reader, case_id):
-        with np.errstate(invalid="ignore"):  # NaN and inf do not survive the round trip: flagged below
-            as_int = slab.astype(np.int32)
-        bad = (as_int < 0) | (as_int > MAX_LABEL) | (as_int != slab)
-        if bad.any():
-            bad_values.update(np.unique(slab[bad])[:_SHOWN].tolist())
+        bad_values.update(invalid_values(slab)[:_SHOWN].tolist())
         lesion = lesion or bool((slab == LESION).any())
     if bad_values:
         shown = ", ".join(f"{v:g}" for v in sorted(bad_values)[:_SHOWN])

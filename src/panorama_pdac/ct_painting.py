@@ -20,7 +20,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-N_LABELS = 7  # 0 background .. 6 common bile duct (METHOD.md §1)
+from .labels import N_LABELS
+
 _SLAB = 16  # slices per chunk of the element-wise steps, so their temporaries stay small
 
 

@@ -19,8 +19,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from .labels import PANCREAS
+
 AIR_HU = -1024.0
-PANCREAS_LABELS = (1, 4, 5)  # lesion, parenchyma, duct (METHOD.md §2)
+
 _VOXEL_TOLERANCE = 1e-6  # allowance for float noise, in voxels
 
 
@@ -64,7 +66,7 @@ def resample_to_reference(
     return sitk.Resample(image, reference, sitk.Transform(), interpolator, float(pad_value), image.GetPixelID())
 
 
-def pancreas_mask(label: sitk.Image | np.ndarray, values: Iterable[int] = PANCREAS_LABELS) -> sitk.Image | np.ndarray:
+def pancreas_mask(label: sitk.Image | np.ndarray, values: Iterable[int] = PANCREAS) -> sitk.Image | np.ndarray:
     """Binary (uint8) pancreas mask from a label map; an image stays an image with the same geometry."""
     values = list(values)
     if isinstance(label, sitk.Image):

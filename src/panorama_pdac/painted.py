@@ -21,9 +21,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from .ct_painting import N_LABELS, paint_ct
+from .ct_painting import paint_ct
 from .errors import DataError, PanoramaError
 from .io import read_image, write_image
+from .labels import MAX_LABEL, invalid_values
 from .per_case import CaseJob, run_per_case
 
 LABEL_FOLDERS = ("manual_labels", "automatic_labels")
@@ -60,14 +61,10 @@ def checked_labels(label: sitk.Image, path: str | Path, case_id: str | None = No
     """
     values = sitk.GetArrayViewFromImage(label)
     for z in range(0, values.shape[0], _SLAB):
-        slab = values[z: z + _SLAB]
-        bad = (slab < 0) | (slab >= N_LABELS)
-        if np.issubdtype(slab.dtype, np.floating):
-            bad |= slab != np.round(slab)
-        if bad.any():
-            raise DataError(path, f"label values must be integers in 0-{N_LABELS - 1}; found "
-                            f"{np.unique(slab[bad])[:5].tolist()} (pixel type {label.GetPixelIDTypeAsString()})",
-                            case_id)
+        bad = invalid_values(values[z: z + _SLAB])
+        if bad.size:
+            raise DataError(path, f"label values must be integers in 0-{MAX_LABEL}; found {bad[:5].tolist()} "
+                            f"(pixel type {label.GetPixelIDTypeAsString()})", case_id)
     return sitk.Cast(label, sitk.sitkUInt8)
 
 

@@ -24,11 +24,6 @@ def raw_dataset_dir(nnunet_root: str | os.PathLike) -> Path:
     return Path(nnunet_root) / "raw" / DATASET_NAME
 
 
-def variant_nnunet_root(model_file: str | os.PathLike) -> Path:
-    """A variant's own nnU-Net folder (preprocessed data) beside its model files (plans.json, ...)."""
-    return Path(model_file).parent / "nnunet"
-
-
 def training_roi(label: sitk.Image, job: CaseJob) -> Roi:
     """The published way: ground-truth pancreas plus margins; or the stage-1 cross-validated ROI."""
     if job.args["source"] == "truth":

@@ -3,7 +3,12 @@ from pathlib import Path
 from panorama_pdac.io import write_text, write_tsv
 from panorama_pdac.jobs import run_job
 from panorama_pdac.nnunet.env import resolve_device
-from panorama_pdac.predict import PredictSettings, TwoStageEnsemble, predict_files, predictions_table
+from panorama_pdac.predict import (
+    PredictSettings,
+    TwoStageEnsemble,
+    predict_files,
+    predictions_table,
+)
 
 
 def main(smk):

@@ -1,12 +1,16 @@
 from pathlib import Path
 
 from panorama_pdac.jobs import run_job
-from panorama_pdac.nnunet.env import configure_nnunet_env, resolve_device
+from panorama_pdac.nnunet.env import (
+    configure_nnunet_env,
+    nnunet_root_beside,
+    resolve_device,
+)
 from panorama_pdac.nnunet.training import Schedule, train_fold
 
 
 def main(smk):
-    configure_nnunet_env(smk.params.nnunet_root, smk.threads, smk.params.augmentation_workers)
+    configure_nnunet_env(nnunet_root_beside(smk.input.plans), smk.threads, smk.params.augmentation_workers)
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     train_fold(nnUNetTrainer, smk.input.plans, smk.input.dataset_json, smk.params.configuration,

@@ -1,13 +1,16 @@
 from pathlib import Path
 
 from panorama_pdac.jobs import run_job
-from panorama_pdac.nnunet.env import configure_nnunet_env, resolve_device
+from panorama_pdac.nnunet.env import (
+    configure_nnunet_env,
+    nnunet_root_beside,
+    resolve_device,
+)
 from panorama_pdac.nnunet.training import Schedule, train_fold
-from panorama_pdac.stage2 import variant_nnunet_root
 
 
 def main(smk):
-    configure_nnunet_env(variant_nnunet_root(smk.input.plans), smk.threads, smk.params.augmentation_workers,
+    configure_nnunet_env(nnunet_root_beside(smk.input.plans), smk.threads, smk.params.augmentation_workers,
                          raw=Path(smk.input.case_labels).parents[1])
     from panorama_pdac.nnunet.multitask_trainers import STEP_TRAINERS, MultiTaskOptions
 

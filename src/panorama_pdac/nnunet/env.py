@@ -45,6 +45,11 @@ def nnunet_root_of(raw_dataset_json: str | os.PathLike) -> Path:
     return Path(raw_dataset_json).parents[2]
 
 
+def nnunet_root_beside(model_file: str | os.PathLike) -> Path:
+    """A model's own nnU-Net folder (preprocessed data), beside its plans.json and dataset.json."""
+    return Path(model_file).parent / "nnunet"
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` picks CUDA when torch sees a GPU. A SLURM node may set CUDA_VISIBLE_DEVICES without a usable GPU
     (fake GPUs in CI), so the decision is torch's, never that variable's."""
