@@ -7,7 +7,6 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 CORES ?= 2
-PROFILE ?= profiles/default
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -25,8 +24,8 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/snakemake --profile $(PROFILE) --cores $(CORES) all
-	$(BIN)/snakemake --profile $(PROFILE) --cores $(CORES) --report results/report.html
+	$(BIN)/snakemake --cores $(CORES) all
+	$(BIN)/snakemake --report results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra

@@ -32,7 +32,7 @@ CI_CONFIG = {
 }
 # CI only: poll job states every second (the profile waits 40 s for hours-long jobs), squeue since this
 # cluster has no accounting database, and few jobs at once on a 2-core machine.
-CI_ARGS = ["--workflow-profile", "none", "--jobs", "3", "--slurm-status-command", "squeue",
+CI_ARGS = ["--jobs", "3", "--slurm-status-command", "squeue",
            "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
 
 

@@ -48,8 +48,12 @@ def index_inputs(wildcards):
 
 
 def job_resources(family):
-    """Executor resources of a job family from config (never numbers inside rules)."""
-    return config["resources"][family]
+    """Executor resources of a job family from config (never numbers inside rules). A retried job (a
+    training job killed at its time limit resumes from its checkpoint) asks for runtime x attempt.
+    """
+    resources = dict(config["resources"][family])
+    runtime = resources.pop("runtime")
+    return {**resources, "runtime": lambda wildcards, attempt: runtime * attempt}
 
 
 VARIANTS = list(config["stage2"]["variants"])
