@@ -121,6 +121,10 @@ def test_montage_panel_picks_the_lesion_slice():
     assert truth2d.sum() == 36 and pred2d.sum() == 36 and ct2d.shape == (32, 32)
     _, _, truth2d, pred2d = montage_panel("b", ct, np.zeros_like(truth), np.zeros_like(pred))
     assert truth2d.shape == (32, 32) and not truth2d.any() and not pred2d.any()  # middle slice
+    big_false_positive = pred.copy()
+    big_false_positive[1, 2:30, 2:30] = 0.9
+    _, _, truth2d, _ = montage_panel("c", ct, truth, big_false_positive)
+    assert truth2d.sum() == 36  # a miss shows the missed lesion, not the larger false positive
 
 
 def test_montage_handles_cases_without_lesion(tmp_path):

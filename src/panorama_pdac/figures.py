@@ -187,10 +187,11 @@ def plot_roi_recall(qa: pd.DataFrame, path: str | os.PathLike) -> None:
 
 def montage_panel(title: str, ct_zyx: np.ndarray, truth_zyx: np.ndarray, pred_zyx: np.ndarray
                   ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
-    """The axial slice with the most lesion (true or predicted), as a `plot_qa_montage` entry;
-    the middle slice when there is none. Masks are binarised (non-zero)."""
+    """The axial slice with the most true lesion (else the most predicted lesion), as a `plot_qa_montage`
+    entry; the middle slice when there is neither. Masks are binarised (non-zero). The true lesion wins so
+    that a miss shows the lesion that was missed, not the false positives elsewhere."""
     truth, pred = np.asarray(truth_zyx) != 0, np.asarray(pred_zyx) != 0
-    area = (truth | pred).sum(axis=(1, 2))
+    area = truth.sum(axis=(1, 2)) if truth.any() else pred.sum(axis=(1, 2))
     z = int(np.argmax(area)) if area.any() else ct_zyx.shape[0] // 2
     return title, ct_zyx[z], truth[z], pred[z]
 
