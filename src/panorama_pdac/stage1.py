@@ -40,6 +40,17 @@ def write_dataset_json(dataset_dir: Path, labels: dict[str, int], num_cases: int
         os.replace(Path(tmp) / "dataset.json", dataset_dir / "dataset.json")
 
 
+def finish_raw_dataset(out: Path, case_ids: list[str], labels: dict[str, int], description: str) -> Path:
+    """Remove the files of cases no longer in the case table (they must not reach nnU-Net's planner), then
+    write dataset.json, last, as the mark of a complete raw dataset."""
+    keep = {f"{c}_0000{FILE_ENDING}" for c in case_ids} | {f"{c}{FILE_ENDING}" for c in case_ids}
+    for stale in [*(out / "imagesTr").iterdir(), *(out / "labelsTr").iterdir()]:
+        if stale.name not in keep:
+            stale.unlink()
+    write_dataset_json(out, labels, len(case_ids), description)
+    return out / "dataset.json"
+
+
 def low_resolution_image(image: sitk.Image, spacing_xyz) -> sitk.Image:
     """What the stage-1 network sees, in training and in prediction: the CT resampled to `spacing_xyz`
     (B-spline, padded with air) and stored as int16 HU."""
@@ -71,13 +82,8 @@ def build_stage1_dataset(cases: pd.DataFrame, nnunet_root, spacing_xyz, pancreas
         for r in cases.itertuples()
     ]
     run_per_case(jobs, _convert_case, out / "conversion.tsv", settings={}, threads=threads, label="stage-1 conversion")
-    keep = {f"{j.case_id}_0000{FILE_ENDING}" for j in jobs} | {f"{j.case_id}{FILE_ENDING}" for j in jobs}
-    for stale in [*(out / "imagesTr").iterdir(), *(out / "labelsTr").iterdir()]:
-        if stale.name not in keep:  # cases no longer in the table must not reach nnU-Net's planner
-            stale.unlink()
-    write_dataset_json(out, {"background": 0, "pancreas": 1}, len(jobs),
-                       "PANORAMA stage 1: pancreas (labels 1, 4, 5) at low resolution")
-    return out / "dataset.json"
+    return finish_raw_dataset(out, [j.case_id for j in jobs], {"background": 0, "pancreas": 1},
+                              "PANORAMA stage 1: pancreas (labels 1, 4, 5) at low resolution")
 
 
 def predict_validation_cases(predictor, case_ids: list[str], dataset_dir: Path, out_dir: Path) -> list[Path]:

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 from .geometry import Roi, crop_to_roi, pancreas_mask, roi_from_mask
 from .io import read_image, read_json, write_image, write_json
 from .per_case import CaseJob, run_per_case
-from .stage1 import FILE_ENDING, write_dataset_json
+from .stage1 import FILE_ENDING, finish_raw_dataset
 
 DATASET_ID = 502
 DATASET_NAME = f"Dataset{DATASET_ID}_PanoramaStage2"
@@ -57,8 +57,8 @@ def build_stage2_dataset(cases: pd.DataFrame, nnunet_root, source: str, margin_m
                                                          "pancreas_labels": list(pancreas_labels)}))
     run_per_case(jobs, _crop_case, out / "crops.tsv", settings={}, threads=threads, label="stage-2 crops")
     write_json({r.case_id: int(r.pdac_voxels) for r in cases.itertuples()}, out / CASE_LABELS)
-    write_dataset_json(out, LABELS, len(jobs), "PANORAMA stage 2: pancreas-region crops, all labels")
-    return out / "dataset.json"
+    return finish_raw_dataset(out, [j.case_id for j in jobs], LABELS,
+                              "PANORAMA stage 2: pancreas-region crops, all labels")
 
 
 def crop_for_inference(image_path: str, roi_json: str, case_id: str) -> tuple[sitk.Image, Roi]:
