@@ -21,7 +21,13 @@ import torch
 import yaml
 
 from panorama_pdac.nnunet.env import resolve_device
-from panorama_pdac.predict import PHASES, PredictSettings, TwoStageEnsemble, input_files, predict_files
+from panorama_pdac.predict import (
+    PHASES,
+    PredictSettings,
+    TwoStageEnsemble,
+    input_files,
+    predict_files,
+)
 from panorama_pdac.synthetic import generate_dataset
 
 REPO = Path(__file__).resolve().parents[1]

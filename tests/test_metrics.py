@@ -78,6 +78,13 @@ def test_reversed_detector_has_auroc_zero():
     assert _value(_evaluate(cases), "auroc") == pytest.approx(0.0)
 
 
+def test_a_detector_that_finds_nothing_has_ap_zero_not_minus_zero():
+    cases = {"p1": _case(True), "n1": _case(False, fp_value=0.4), "n2": _case(False)}
+    ap = _metric(_evaluate(cases), "ap")
+    assert ap["value"] == 0.0 and not np.signbit(ap["value"])  # a table would print "-0.0"
+    assert not np.signbit(ap["ci_low"]) and not np.signbit(ap["ci_high"])
+
+
 def test_hand_computed_auroc_ap_and_sensitivity():
     result = _evaluate(_four_cases())
     assert _value(result, "auroc") == pytest.approx(0.75)

@@ -16,11 +16,13 @@ from panorama_pdac.nnunet.inference import load_predictor
 from panorama_pdac.nnunet.multitask_inference import pdac_probability, predict_case
 from panorama_pdac.nnunet.multitask_trainers import (
     AUROC_KEY,
+    LesionCentredBoxes,
     MultiTaskOptions,
     Step1SegTrainer,
     Step2ClsTrainer,
     Step3JointTrainer,
     patch_auroc,
+    training_loader,
 )
 from panorama_pdac.nnunet.planning import plan_and_preprocess
 from panorama_pdac.nnunet.training import FINAL, Schedule, build_trainer, train_fold
@@ -169,6 +171,25 @@ def test_step2_batches_always_hold_both_classes(data):
     train, _ = trainer.get_dataloaders()
     for _ in range(8):
         assert sorted(trainer.case_targets(next(train)["keys"]).tolist()) == [0, 1]
+
+
+def test_lesion_oversampling_centres_patches_on_the_lesion(data):
+    trainer = _trainer(data, Step1SegTrainer, "lesion", lesion_oversample=1.0)
+    train, _ = trainer.get_dataloaders()
+    get_bbox = training_loader(train).get_bbox
+    assert isinstance(get_bbox, LesionCentredBoxes)
+    # A small lesion in a corner of a large volume, far from the other foreground: (channel, z, y, x) rows.
+    lesion = np.array([[0, 56, 56, 56]])
+    locations = {1: lesion, 4: np.array([[0, 8, 8, 8]])}
+
+    def lesion_patches(bbox_fn) -> int:
+        boxes = [bbox_fn(np.array([64, 64, 64]), False, locations) for _ in range(40)]
+        return sum(all(lo <= v < hi for lo, hi, v in zip(lbs, ubs, lesion[0, 1:])) for lbs, ubs in boxes)
+
+    assert lesion_patches(get_bbox) == 40
+    assert lesion_patches(get_bbox.get_bbox) < 20  # nnU-Net's own choice rarely finds it
+    with pytest.raises(ConfigError, match="probability"):
+        MultiTaskOptions(lesion_oversample=1.5)
 
 
 def test_options_and_case_labels_are_checked(data, tmp_path):

@@ -90,8 +90,11 @@ def _evaluate_one(case_id: str, det_item: ArrayOrPath, label_item: ArrayOrPath,
 def _entry(value: float | None = None, ci: Sequence[float] | None = None, undefined: str | None = None) -> dict:
     if undefined is not None:
         return {"value": UNDEFINED, "ci_low": None, "ci_high": None, "reason": undefined}
-    return {"value": float(value), "ci_low": None if ci is None else float(ci[0]),
-            "ci_high": None if ci is None else float(ci[1])}
+    def number(x) -> float:
+        return float(x) + 0.0  # picai_eval's AP of a flat recall curve is -0.0
+
+    return {"value": number(value), "ci_low": None if ci is None else number(ci[0]),
+            "ci_high": None if ci is None else number(ci[1])}
 
 
 def _ci(values: list[float]) -> Sequence[float] | None:

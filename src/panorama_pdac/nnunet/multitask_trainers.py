@@ -36,6 +36,7 @@ from torch import autocast, nn
 
 from ..errors import ConfigError, DataError
 from ..io import read_json
+from ..labels import LESION
 from ..losses import TverskyLoss
 from ..networks import MultiTaskUNet
 
@@ -53,6 +54,9 @@ class MultiTaskOptions:
     seg_loss: "dice_ce" (nnU-Net's default) or "tversky" (TverskyLoss, see losses.py for alpha / beta).
     ce_weight: weight of the voxel CE term next to Dice or Tversky. seg_weight / cls_weight: weights of the
     two tasks in the steps that train them. optimizer: "sgd" (nnU-Net's Nesterov SGD) or "adamw".
+    lesion_oversample: probability that a training patch from a case with lesion voxels is centred on the
+    lesion (nnU-Net's foreground forcing picks a random class, so a small lesion is rarely seen; and a
+    case-level PDAC label on a patch without the lesion teaches the classifier nothing).
     """
 
     case_labels: str | None = None
@@ -65,6 +69,7 @@ class MultiTaskOptions:
     cls_weight: float = 1.0
     optimizer: str = "sgd"
     weight_decay: float = 3e-5
+    lesion_oversample: float = 0.0
 
     def __post_init__(self):
         if self.seg_loss not in SEG_LOSSES:
@@ -73,6 +78,8 @@ class MultiTaskOptions:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, not '{self.optimizer}'")
         if len(self.class_weights) != 2 or min(self.class_weights) <= 0:
             raise ConfigError(f"class_weights must be two positive numbers (non-PDAC, PDAC), got {self.class_weights}")
+        if not 0 <= self.lesion_oversample <= 1:
+            raise ConfigError(f"lesion_oversample is a probability, got {self.lesion_oversample}")
         if min(self.seg_weight, self.cls_weight, self.ce_weight, self.tversky_alpha, self.tversky_beta) < 0:
             raise ConfigError("loss weights and Tversky alpha / beta must not be negative")
 
@@ -144,6 +151,13 @@ class MultiTaskTrainer(nnUNetTrainer):
             weight=torch.tensor(self.options.class_weights, dtype=torch.float32, device=self.device))
         # nnU-Net's local logger refuses keys it was not told about (one value per epoch each).
         self.logger.local_logger.my_fantastic_logging.setdefault(AUROC_KEY, [])
+
+    def get_dataloaders(self):
+        train, val = super().get_dataloaders()
+        if self.options.lesion_oversample:
+            p = self.options.lesion_oversample
+            patch_train_loader(train, lambda dl: setattr(dl, "get_bbox", LesionCentredBoxes(dl.get_bbox, p)))
+        return train, val
 
     def _build_loss(self):
         if self.label_manager.has_regions:
@@ -256,6 +270,31 @@ class Step1SegTrainer(MultiTaskTrainer):
     loss_terms = ("seg",)
 
 
+class LesionCentredBoxes:
+    """Replaces a data loader's `get_bbox`: with probability `p`, a case with lesion voxels gets its patch
+    forced onto the lesion class; otherwise nnU-Net's own choice."""
+
+    def __init__(self, get_bbox, p: float):
+        self.get_bbox, self.p = get_bbox, p
+
+    def __call__(self, data_shape, force_fg, class_locations, overwrite_class=None, verbose=False):
+        if class_locations is not None and len(class_locations.get(LESION, ())) and np.random.rand() < self.p:
+            return self.get_bbox(data_shape, True, class_locations, overwrite_class=LESION, verbose=verbose)
+        return self.get_bbox(data_shape, force_fg, class_locations, overwrite_class, verbose)
+
+
+def training_loader(train):
+    """The data loader inside nnU-Net's training augmenter (its workers' template or the in-process one)."""
+    return train.generator if isinstance(train, NonDetMultiThreadedAugmenter) else train.data_loader
+
+
+def patch_train_loader(train, change) -> None:
+    """Apply `change(loader)` to the training data loader, in the main process or in nnU-Net's workers."""
+    change(training_loader(train))
+    if isinstance(train, NonDetMultiThreadedAugmenter):  # the workers hold copies made before the change
+        train.restart()
+
+
 class BalancedIndices:
     """Replaces a data loader's `get_indices`: half of every batch from each class (with an odd batch size the
     extra sample's class is random), in random order so that nnU-Net's foreground forcing of the last batch
@@ -280,8 +319,10 @@ class Step2ClsTrainer(MultiTaskTrainer):
 
     def get_dataloaders(self):
         train, val = super().get_dataloaders()
-        multiprocess = isinstance(train, NonDetMultiThreadedAugmenter)
-        loader = train.generator if multiprocess else train.data_loader
+        patch_train_loader(train, self._balance)
+        return train, val
+
+    def _balance(self, loader) -> None:
         keys = list(loader.indices)
         labels = self.case_targets(keys).tolist()
         positives = [k for k, label in zip(keys, labels) if label == 1]
@@ -290,9 +331,6 @@ class Step2ClsTrainer(MultiTaskTrainer):
             raise DataError(self.options.case_labels, f"fold {self.fold} has training cases of one class only: "
                             "class-balanced batches need PDAC and non-PDAC cases")
         loader.get_indices = BalancedIndices(positives, negatives, loader.batch_size)
-        if multiprocess:  # the workers hold copies of the loader made before the change
-            train.restart()
-        return train, val
 
 
 class Step3JointTrainer(MultiTaskTrainer):

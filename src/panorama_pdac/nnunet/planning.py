@@ -30,7 +30,8 @@ def override_configuration(plans: dict, configuration: str, overrides: dict) -> 
     """Return a copy of `plans` whose `configuration` follows `overrides` (keys may be absent or null):
 
     patch_size (z, y, x): the network topology is recomputed for it as nnU-Net's planner would;
-    batch_size; base_features / max_features: features per stage = min(max, base * 2**stage);
+    batch_size; batch_dice (Dice over the whole batch, not per patch: a rare class absent from most
+    patches is then not pushed to zero on each of them); base_features / max_features: features per stage = min(max, base * 2**stage);
     n_conv_per_stage: convolutions (plain encoder) or residual blocks (ResEnc) per encoder stage, and
     per decoder stage.
     """
@@ -66,6 +67,8 @@ def override_configuration(plans: dict, configuration: str, overrides: dict) -> 
         arch["n_conv_per_stage_decoder"] = (dec + [dec[-1]] * n_stages)[: n_stages - 1]
     if "batch_size" in overrides:
         conf["batch_size"] = int(overrides["batch_size"])
+    if "batch_dice" in overrides:
+        conf["batch_dice"] = bool(overrides["batch_dice"])
     return plans
 
 
