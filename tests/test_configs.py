@@ -1,0 +1,47 @@
+"""Every shipped configuration overlay, merged onto config/config.yaml as Snakemake merges --configfile files,
+passes the workflow's schema (a misspelt key fails here, not hours into a run)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import update_config, validate
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+OVERLAYS = sorted(p for p in (REPO / "config").glob("*.yaml") if p.name != "config.yaml")
+
+
+def _merged(*files: Path) -> dict:
+    config = {}
+    for f in files:
+        update_config(config, yaml.safe_load(f.read_text()))
+    return config
+
+
+def test_there_are_overlays():
+    assert {"panorama.yaml", "real_anatomy.yaml", "demo_learning.yaml"} <= {p.name for p in OVERLAYS}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
+def test_overlay_passes_the_schema(overlay):
+    config = _merged(REPO / "config" / "config.yaml", overlay)
+    validate(config, str(SCHEMA))
+
+
+def test_schema_rejects_a_misspelt_plan_override():
+    config = _merged(REPO / "config" / "config.yaml")
+    bad = copy.deepcopy(config)
+    bad["stage2"]["plan_overrides"]["batch_dise"] = True
+    with pytest.raises(Exception, match="batch_dise"):
+        validate(bad, str(SCHEMA))
+
+
+def test_published_settings_switch_the_demo_training_off():
+    # config/panorama.yaml on top of the demo must give the published training, not the demo's shortcuts.
+    options = _merged(REPO / "config" / "config.yaml", REPO / "config" / "panorama.yaml")["stage2"]["options"]
+    assert options["optimizer"] == "sgd" and options["lesion_oversample"] == 0.0
+    assert options["class_weights"] == [1, 3]
