@@ -1,6 +1,8 @@
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 
 def test_a_data_error_is_one_sentence_on_the_terminal_and_the_traceback_goes_to_the_log(tmp_path):
@@ -21,3 +23,32 @@ def test_a_data_error_is_one_sentence_on_the_terminal_and_the_traceback_goes_to_
     assert out.stderr.strip() == ("ERROR in rule index_cases: case 100000_00001: /data/x.nii.gz: label values "
                                   f"outside 0-6 (log: {log})")
     assert "working" in log.read_text() and "label values outside 0-6" in log.read_text()
+
+
+def test_a_job_stopped_by_sigterm_leaves_every_threads_stack_in_its_log(tmp_path):
+    log = tmp_path / "job.log"
+    script = textwrap.dedent(f"""
+        import threading, time
+        from types import SimpleNamespace
+        from panorama_pdac.jobs import run_job
+
+        def waiting_worker():
+            time.sleep(60)
+
+        def main(smk):
+            threading.Thread(target=waiting_worker, daemon=True).start()
+            print("started", flush=True)
+            time.sleep(60)
+
+        run_job(SimpleNamespace(log=[{str(log)!r}], rule="evaluate_cv"), main)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(300):  # up to 30 s for the interpreter to start and main to run
+        if log.is_file() and "started" in log.read_text():
+            break
+        time.sleep(0.1)
+    proc.terminate()
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGTERM  # the dump does not swallow the signal
+    text = log.read_text()
+    assert "started" in text and "waiting_worker" in text and "in main" in text

@@ -26,8 +26,10 @@ KILLED = "rule_train_stage1_wildcards_0"  # the plugin's --comment: rule and wil
 # during torch.save would leave a torn file). A GPU requested, as a user's config does on a cluster.
 SAVE_EVERY = 4
 KILL_AT_EPOCH = SAVE_EVERY  # epochs 0-3 done and checkpointed
+# Time limits (minutes, x attempt) far above these jobs' run times here (training <= 2 min, others <= 1 min),
+# so that SLURM ends a job that hangs and Snakemake resubmits it, as on a real cluster.
 CI_CONFIG = {
-    "resources": {"train": {"gpu": 1}},
+    "resources": {"train": {"gpu": 1, "runtime": 10}, "predict": {"runtime": 6}, "light": {"runtime": 4}},
     "stage1": {"schedule": {"num_epochs": 3 * SAVE_EVERY, "save_every": SAVE_EVERY}},
 }
 # CI only: poll job states every second (the profile waits 40 s for hours-long jobs), squeue since this
@@ -56,6 +58,16 @@ def slurm_jobs(workdir: Path) -> list[dict[str, str]]:
                          check=True).stdout
     jobs = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in out.splitlines() if line.strip()]
     return [j for j in jobs if Path(j.get("WorkDir", "")) == workdir]
+
+
+def cluster_state(workdir: Path) -> str:
+    """What a stuck run leaves to look at: SLURM's jobs and node, and the tail of Snakemake's log."""
+    queue = subprocess.run(["squeue", "--states=all", "--format=%i %j %T %M %l %k"], capture_output=True,
+                           text=True).stdout
+    node = subprocess.run(["sinfo", "-N", "--long"], capture_output=True, text=True).stdout
+    logs = sorted((workdir / ".snakemake/log").glob("*.log"))
+    tail = "\n".join(logs[-1].read_text().splitlines()[-40:]) if logs else "(no Snakemake log)"
+    return f"{queue}\n{node}\n{tail}"
 
 
 def kill_mid_training(workdir: Path, stop: threading.Event, killed: list[str]) -> None:
@@ -88,6 +100,9 @@ def run(cluster, tmp_path_factory):
     killer.start()
     try:
         snakemake(workdir, *args, "all", timeout=1200)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"no result after {e.timeout} s; the cluster's queue and the run's log:\n"
+                             f"{cluster_state(workdir)}") from None
     finally:
         stop.set()
         killer.join()
@@ -102,6 +117,10 @@ def test_workflow_reaches_all_with_training_on_gpus(run):
     assert len(training) == 2 + 2 * 2 * 3  # stage-1 folds; stage-2 variants x folds x steps
     # requested (TresPerJob) and allocated: JOB_GRES names the node's fake GPU type, which no rule asks for
     assert all(j["TresPerJob"] == "gres:gpu:1" and j["JOB_GRES"] == "gpu:fakegpu:1" for j in training)
+    # time limit from config, x attempt: the killed job's retry is the only second attempt
+    limit = CI_CONFIG["resources"]["train"]["runtime"]
+    first, second = f"00:{limit:02d}:00", f"00:{2 * limit:02d}:00"
+    assert sorted(j["TimeLimit"] for j in training) == [first] * (len(training) - 1) + [second]
     others = [j for j in done if j not in training]
     assert {j["Comment"].split("_wildcards")[0] for j in others} >= {"rule_index_cases", "rule_evaluate_cv"}
     assert all(j["JOB_GRES"] == "(null)" for j in others)

@@ -2,7 +2,8 @@
 
 Scripts stay thin: `run_job(snakemake, main)` sends everything the job prints (ours, nnU-Net's, C
 libraries') to the rule's log, and turns a PanoramaError into one sentence on the terminal instead of a
-traceback.
+traceback. A job stopped by SIGTERM (SLURM at its time limit, scancel, Snakemake shutting down) first
+writes the stack of every thread to its log, so that a job that hangs says where.
 Scripts call it under `if __name__ == "__main__":`, because nnU-Net spawns worker processes that re-import
 the script file, where Snakemake's `snakemake` object does not exist.
 """
@@ -10,7 +11,9 @@ the script file, where Snakemake's `snakemake` object does not exist.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -43,6 +46,9 @@ def run_job(snakemake, main: Callable) -> None:
     """Run `main(snakemake)` with output to the rule's first log file (if any)."""
     log = snakemake.log[0] if len(snakemake.log) else None
     ctx = _fd_redirect(log) if log else contextlib.nullcontext(sys.stderr)
+    # Writes to whatever fd 2 is when the signal comes: the log during main, the job's stderr after it
+    # (a hang at interpreter exit). chain=True then lets SIGTERM end the process as before.
+    faulthandler.register(signal.SIGTERM, file=sys.stderr, all_threads=True, chain=True)
     with ctx as terminal:
         try:
             main(snakemake)
