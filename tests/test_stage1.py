@@ -12,6 +12,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from panorama_pdac.errors import ConfigError
 from panorama_pdac.io import read_json, write_image
 from panorama_pdac.nnunet.env import configure_nnunet_env
 from panorama_pdac.nnunet.planning import override_configuration, plan_and_preprocess
@@ -84,6 +85,21 @@ def test_plan_overrides_reach_the_plans(stage1):
     assert arch["features_per_stage"][0] == 4 and max(arch["features_per_stage"]) <= 16
     assert set(arch["n_conv_per_stage"]) == {1}
     assert len(arch["strides"]) == arch["n_stages"] == len(arch["features_per_stage"])
+
+
+def test_spacing_override_is_the_planners_target_spacing(stage1):
+    ids = stage1["ids"]
+    coarse = [18.0, 9.0, 9.0]  # (z, y, x) mm: twice the conversion grid's 9 x 4.5 x 4.5
+    plans = plan_and_preprocess(DATASET_ID, "ExperimentPlanner", "3d_fullres", {**TINY, "spacing": coarse},
+                                [{"train": ids[2:], "val": ids[:2]}], num_processes=1, plans_name="CoarsePlans")
+    conf = read_json(plans)["configurations"]["3d_fullres"]
+    default = read_json(stage1["model"] / "plans.json")["configurations"]["3d_fullres"]
+    assert default["spacing"] == [9.0, 4.5, 4.5] and conf["spacing"] == coarse
+    # the preprocessed grid follows: about half the voxels per axis of the default plan's
+    assert np.allclose(np.array(conf["median_image_size_in_voxels"]) * 2,
+                       default["median_image_size_in_voxels"], atol=2)
+    with pytest.raises(ConfigError, match="3d_fullres only"):
+        plan_and_preprocess(DATASET_ID, "ExperimentPlanner", "3d_lowres", {"spacing": coarse}, [], num_processes=1)
 
 
 def test_override_patch_size_recomputes_topology():

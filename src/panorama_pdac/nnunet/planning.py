@@ -27,7 +27,8 @@ def planner_class(name: str):
 
 
 def override_configuration(plans: dict, configuration: str, overrides: dict) -> dict:
-    """Return a copy of `plans` whose `configuration` follows `overrides` (keys may be absent or null):
+    """Return a copy of `plans` whose `configuration` follows `overrides` (keys may be absent or null;
+    `spacing` is the planner's business, see plan_and_preprocess):
 
     patch_size (z, y, x): the network topology is recomputed for it as nnU-Net's planner would;
     batch_size; batch_dice (Dice over the whole batch, not per patch: a rare class absent from most
@@ -83,7 +84,12 @@ def plan_and_preprocess(
 ) -> Path:
     """Plan `dataset_id` (folders from nnU-Net's environment, see env.py), apply `overrides` to
     `configuration`, save our `splits` as splits_final.json and preprocess that one configuration.
-    Returns the plans file in the preprocessed dataset folder."""
+    Returns the plans file in the preprocessed dataset folder.
+
+    overrides["spacing"] ((z, y, x) mm, the images' array order) goes to nnU-Net's planner as its target
+    spacing (`overwrite_target_spacing`, 3d_fullres only), so that patch size and topology are planned for
+    it: a coarser grid makes a CPU run of real-size crops feasible (fewer sliding windows per case).
+    """
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (
         extract_fingerprint_dataset,
         plan_experiment_dataset,
@@ -92,12 +98,16 @@ def plan_and_preprocess(
     from nnunetv2.paths import nnUNet_preprocessed
     from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
 
+    spacing = (overrides or {}).get("spacing")
+    if spacing is not None and configuration != "3d_fullres":
+        raise ConfigError(f"a spacing override applies to 3d_fullres only, not '{configuration}'")
     # The planner sizes torch's thread pool from the augmentation worker count, and 0 (our training
     # setting on few cores) crashes it.
     os.environ["nnUNet_n_proc_DA"] = str(max(1, num_processes))
     extract_fingerprint_dataset(dataset_id, num_processes=num_processes, check_dataset_integrity=True,
                                 clean=True, verbose=False, show_progress_bar=False)
-    _, identifier = plan_experiment_dataset(dataset_id, planner_class(planner), overwrite_plans_name=plans_name)
+    _, identifier = plan_experiment_dataset(dataset_id, planner_class(planner), overwrite_plans_name=plans_name,
+                                            overwrite_target_spacing=None if spacing is None else list(spacing))
     folder = Path(str(nnUNet_preprocessed)) / convert_id_to_dataset_name(dataset_id)
     plans_file = folder / f"{identifier}.json"
     write_json(override_configuration(read_json(plans_file), configuration, overrides), plans_file)
