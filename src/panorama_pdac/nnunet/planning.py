@@ -107,7 +107,7 @@ def plan_and_preprocess(
     extract_fingerprint_dataset(dataset_id, num_processes=num_processes, check_dataset_integrity=True,
                                 clean=True, verbose=False, show_progress_bar=False)
     _, identifier = plan_experiment_dataset(dataset_id, planner_class(planner), overwrite_plans_name=plans_name,
-                                            overwrite_target_spacing=None if spacing is None else list(spacing))
+                                            overwrite_target_spacing=spacing)
     folder = Path(str(nnUNet_preprocessed)) / convert_id_to_dataset_name(dataset_id)
     plans_file = folder / f"{identifier}.json"
     write_json(override_configuration(read_json(plans_file), configuration, overrides), plans_file)
