@@ -42,6 +42,13 @@ def test_schema_rejects_a_misspelt_plan_override():
 
 def test_published_settings_switch_the_demo_training_off():
     # config/panorama.yaml on top of the demo must give the published training, not the demo's shortcuts.
-    options = _merged(REPO / "config" / "config.yaml", REPO / "config" / "panorama.yaml")["stage2"]["options"]
+    config = _merged(REPO / "config" / "config.yaml", REPO / "config" / "panorama.yaml")
+    options = config["stage2"]["options"]
     assert options["optimizer"] == "sgd" and options["lesion_oversample"] == 0.0
     assert options["class_weights"] == [1, 3]
+    assert config["folds"]["n_folds"] == 5
+    # Every plan override of the demo is undone: nnU-Net plans, except the winner's patch and batch size.
+    assert all(v is None for v in config["stage1"]["plan_overrides"].values())
+    published = {"patch_size": [56, 192, 352], "batch_size": 2}
+    assert {k: v for k, v in config["stage2"]["plan_overrides"].items() if v is not None} == published
+    assert config["stage1"]["roi_min_component_fraction"] == 0.0 and config["evaluation"]["fusion"] == "mean"

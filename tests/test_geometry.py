@@ -13,6 +13,7 @@ import SimpleITK as sitk
 from panorama_pdac.geometry import (
     Roi,
     crop_to_roi,
+    main_components,
     pancreas_mask,
     paste_into,
     resample_to_reference,
@@ -158,6 +159,39 @@ def test_roi_is_clipped_at_the_image_border():
     assert roi.index_start_xyz[:2] == (0, 0) and roi.index_stop_xyz[:2] == SIZE_XYZ[:2]
     assert 0 < roi.index_start_xyz[2] and roi.index_stop_xyz[2] < SIZE_XYZ[2]
     assert crop_to_roi(label, roi).GetSize() == roi.index_size_xyz
+
+
+def _speckled_prediction(direction: np.ndarray) -> tuple[sitk.Image, sitk.Image]:
+    """The full-resolution label and a prediction: its pancreas, a second piece of half its size (a pancreas
+    split in two), and a 4-voxel false-positive speck in the far corner of the scan."""
+    label = _label(direction)
+    arr = sitk.GetArrayFromImage(pancreas_mask(label))
+    arr[30:37, 40:60, 5:31] = 1  # 7 x 20 x 26 voxels: half the pancreas's 14 x 20 x 26
+    arr[38:40, 68:70, 78:79] = 1  # the speck
+    prediction = sitk.GetImageFromArray(arr)
+    prediction.CopyInformation(label)
+    return label, prediction
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS.values(), ids=DIRECTIONS.keys())
+def test_min_component_fraction_drops_a_far_speck_but_keeps_a_split_pancreas(direction):
+    label, prediction = _speckled_prediction(direction)
+    everything = roi_from_mask(prediction, label, margin_mm_xyz=(0, 0, 0))
+    assert everything.index_stop_xyz == (79, 70, 40)  # METHOD.md's box reaches the speck
+    main = roi_from_mask(prediction, label, margin_mm_xyz=(0, 0, 0), min_component_fraction=0.25)
+    assert main.index_start_xyz == (5, 10, 12) and main.index_stop_xyz == (66, 60, 37)
+    largest = roi_from_mask(prediction, label, margin_mm_xyz=(0, 0, 0), min_component_fraction=0.9)
+    assert largest == roi_from_mask(pancreas_mask(label), label, margin_mm_xyz=(0, 0, 0))
+
+
+def test_main_components_counts_diagonal_neighbours_as_one_component():
+    arr = np.zeros((6, 6, 6), dtype=np.uint8)
+    arr[1, 1, 1] = arr[2, 2, 2] = 1  # touching at a corner only: one 2-voxel component
+    arr[4, 4, 4] = 1  # alone: half the size of the largest
+    kept = sitk.GetArrayFromImage(main_components(sitk.GetImageFromArray(arr), 0.75))
+    assert kept.sum() == 2 and kept[1, 1, 1] and kept[2, 2, 2]
+    assert sitk.GetArrayFromImage(main_components(sitk.GetImageFromArray(arr), 0.5)).sum() == 3
+    assert sitk.GetArrayFromImage(main_components(sitk.GetImageFromArray(arr * 0), 0.5)).sum() == 0
 
 
 def test_empty_mask_falls_back_to_the_whole_image():

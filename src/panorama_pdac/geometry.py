@@ -142,8 +142,27 @@ def whole_image_roi(reference: sitk.Image, reason: str, margin_mm_xyz: Sequence[
     return _make_roi(reference, np.zeros(3, dtype=int), np.array(reference.GetSize()), margin_mm_xyz, reason)
 
 
-def roi_from_mask(mask: sitk.Image, reference: sitk.Image, margin_mm_xyz: Sequence[float] = (100.0, 50.0, 15.0)) -> Roi:
-    """Box in `reference` around all foreground voxels of `mask`, grown by `margin_mm_xyz`, clipped.
+def main_components(mask: sitk.Image, min_fraction: float) -> sitk.Image:
+    """The foreground's connected components (26-connected) of at least `min_fraction` times the largest one's
+    voxel count, as a 0/1 mask; `min_fraction` 0 keeps every foreground voxel."""
+    if min_fraction <= 0:
+        return mask != 0
+    components = sitk.RelabelComponent(sitk.ConnectedComponent(mask != 0, True), sortByObjectSize=True)
+    sizes = np.bincount(sitk.GetArrayViewFromImage(components).ravel())[1:]
+    if sizes.size == 0:
+        return mask != 0
+    # Relabelled by decreasing size: the kept components are labels 1..n.
+    n_kept = int(np.count_nonzero(sizes >= min_fraction * sizes[0]))
+    return sitk.And(components > 0, components <= n_kept)
+
+
+def roi_from_mask(mask: sitk.Image, reference: sitk.Image, margin_mm_xyz: Sequence[float] = (100.0, 50.0, 15.0),
+                  min_component_fraction: float = 0.0) -> Roi:
+    """Box in `reference` around the foreground voxels of `mask`, grown by `margin_mm_xyz`, clipped.
+
+    By default the box holds all foreground voxels (METHOD.md); `min_component_fraction` > 0 first drops
+    connected components smaller than that fraction of the largest (`main_components`): a weak stage-1
+    network scatters false-positive specks over the scan, and one far speck stretches the box over it.
 
     `mask` may lie on any grid (the coarse stage-1 prediction, or the full-resolution ground truth):
     the corners of its foreground bounding box (voxel edges) go to world coordinates with the mask's
@@ -152,7 +171,7 @@ def roi_from_mask(mask: sitk.Image, reference: sitk.Image, margin_mm_xyz: Sequen
     image with `fallback=True`.
     """
     stats = sitk.LabelShapeStatisticsImageFilter()
-    stats.Execute(mask != 0)
+    stats.Execute(main_components(mask, min_component_fraction))
     if not stats.HasLabel(1):
         return whole_image_roi(reference, "empty mask: no foreground voxel", margin_mm_xyz)
     bbox = stats.GetBoundingBox(1)  # (x0, y0, z0, size_x, size_y, size_z)

@@ -50,17 +50,19 @@ FAILURE_COLUMNS = ["case_id", "file", "message"]
 class PredictSettings:
     """Everything besides the models that decides a prediction; the same values the training and the
     cross-validated evaluation used (config stage1.spacing_xyz, stage1.margin_mm_xyz, evaluation.postprocess,
-    evaluation.fusion)."""
+    evaluation.fusion, stage1.roi_min_component_fraction)."""
 
     spacing_xyz: Sequence[float]
     margin_mm_xyz: Sequence[float]
     postprocess: dict
     fusion: str = "mean"
+    min_component_fraction: float = 0.0
 
     @classmethod
     def from_config(cls, config: dict) -> PredictSettings:
         return cls(config["stage1"]["spacing_xyz"], config["stage1"]["margin_mm_xyz"],
-                   config["evaluation"]["postprocess"], config["evaluation"]["fusion"])
+                   config["evaluation"]["postprocess"], config["evaluation"]["fusion"],
+                   config["stage1"]["roi_min_component_fraction"])
 
 
 class Models(Protocol):
@@ -173,7 +175,7 @@ def predict_case(models: Models, path: str | os.PathLike, case_id: str, case_dir
         image = read_ct(path, case_id)
     with _timed(seconds, "stage1"):
         pancreas = models.segment_pancreas(low_resolution_image(image, settings.spacing_xyz))
-        roi = roi_from_mask(pancreas, image, settings.margin_mm_xyz)
+        roi = roi_from_mask(pancreas, image, settings.margin_mm_xyz, settings.min_component_fraction)
     with _timed(seconds, "stage2"):
         lesion, cls_prob = models.predict_crop(crop_to_roi(image, roi))
     with _timed(seconds, "postprocess"):

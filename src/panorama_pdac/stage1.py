@@ -104,20 +104,20 @@ def _localise_case(job: CaseJob) -> dict:
     prediction, truth, image_path, label_path = job.inputs
     pred = read_image(prediction, job.case_id)
     reference = read_image(image_path, job.case_id)
-    roi = roi_from_mask(pred, reference, job.args["margin_mm_xyz"])
+    roi = roi_from_mask(pred, reference, job.args["margin_mm_xyz"], job.args["min_component_fraction"])
     write_json(roi.to_json(), job.outputs[0])
     row = case_qa_row(job.case_id, read_image(truth, job.case_id), pred, read_image(label_path, job.case_id), roi)
     return {k: v for k, v in row.items() if k != "case_id"}
 
 
 def localise_cases(cases: pd.DataFrame, cv_dir: Path, dataset_dir: Path, roi_dir: Path, margin_mm_xyz,
-                   threads: int = 1) -> pd.DataFrame:
-    """ROI (per-case JSON) and localisation QA from the cross-validated stage-1 masks."""
+                   min_component_fraction: float = 0.0, threads: int = 1) -> pd.DataFrame:
+    """ROI (per-case JSON) and localisation QA from the cross-validated stage-1 masks (`roi_from_mask`)."""
     jobs = [
         CaseJob(r.case_id,
                 [str(cv_dir / f"{r.case_id}{FILE_ENDING}"), str(dataset_dir / "labelsTr" / f"{r.case_id}{FILE_ENDING}"),
                  r.image, r.label],
-                [str(roi_dir / f"{r.case_id}.json")], {"margin_mm_xyz": list(margin_mm_xyz)})
+                [str(roi_dir / f"{r.case_id}.json")], {"margin_mm_xyz": list(margin_mm_xyz), "min_component_fraction": float(min_component_fraction)})
         for r in cases.itertuples()
     ]
     table = run_per_case(jobs, _localise_case, roi_dir / "manifest.tsv", settings={}, threads=threads,

@@ -121,5 +121,6 @@ rule localise_stage1:
         **job_resources("light"),
     params:
         margin_mm_xyz=S1["margin_mm_xyz"],
+        min_component_fraction=S1["roi_min_component_fraction"],
     script:
         "../scripts/localise_stage1.py"

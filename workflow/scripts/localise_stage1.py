@@ -10,7 +10,7 @@ def main(smk):
     cases = read_case_table(smk.input.cases)
     roi_dir = roi_dir_of(smk.output.rois)
     qa = localise_cases(cases, Path(smk.input.cv[0]).parent, Path(smk.input.raw_dataset).parent, roi_dir,
-                        smk.params.margin_mm_xyz, threads=smk.threads)
+                        smk.params.margin_mm_xyz, smk.params.min_component_fraction, threads=smk.threads)
     write_tsv(qa, smk.output.qa)
     rois = qa[["case_id", "roi_fallback"]].assign(roi=[str(roi_dir / f"{c}.json") for c in qa.case_id])
     write_tsv(rois, smk.output.rois)
