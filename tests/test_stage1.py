@@ -3,6 +3,7 @@ folder, resuming a killed job, and loading the model folder with nnU-Net's own p
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
@@ -149,6 +150,36 @@ def test_training_resumes_from_latest_checkpoint(stage1, monkeypatch):
     assert started == [0, 1, 2]  # epochs 0-1 before the kill, then only epoch 2 after the resume
     assert torch.load(final, weights_only=False)["current_epoch"] == 3
     assert not (out / LATEST).exists() and (out / "progress.png").is_file()
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(stage1, monkeypatch):
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    configure_nnunet_env(stage1["root"], threads=1)
+    out = stage1["tmp"] / "settings_changed"
+    args = (nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json", "3d_fullres", 0, out)
+    schedule = Schedule(num_epochs=3, iterations_per_epoch=2, val_iterations_per_epoch=1, save_every=1)
+    original = nnUNetTrainer.on_epoch_end
+
+    def killed_after_first_epoch(self):
+        original(self)
+        if self.current_epoch == 1:
+            raise _Killed
+
+    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", killed_after_first_epoch)
+    with pytest.raises(_Killed):
+        train_fold(*args, schedule, torch.device("cpu"))
+    assert (out / LATEST).is_file()
+    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", original)
+
+    # The user changes the learning rate and reruns: the killed run's checkpoint must not be continued.
+    final = train_fold(*args, dataclasses.replace(schedule, initial_lr=0.003), torch.device("cpu"))
+    log = (out / "training_log.txt").read_text()
+    assert "Resuming from" not in log
+    assert "Not resuming from" in log and "(schedule); training starts afresh" in log
+    started = [int(e) for e in re.findall(r"^\S+ \S+ Epoch (\d+)\s*$", log, flags=re.M)]
+    assert started == [0, 0, 1, 2]  # epoch 0 before the kill, then all three epochs afresh
+    assert torch.load(final, weights_only=False)["current_epoch"] == 3
 
 
 def test_model_folder_loads_with_nnunets_own_predictor(stage1):

@@ -117,7 +117,8 @@ def localise_cases(cases: pd.DataFrame, cv_dir: Path, dataset_dir: Path, roi_dir
         CaseJob(r.case_id,
                 [str(cv_dir / f"{r.case_id}{FILE_ENDING}"), str(dataset_dir / "labelsTr" / f"{r.case_id}{FILE_ENDING}"),
                  r.image, r.label],
-                [str(roi_dir / f"{r.case_id}.json")], {"margin_mm_xyz": list(margin_mm_xyz), "min_component_fraction": float(min_component_fraction)})
+                [str(roi_dir / f"{r.case_id}.json")],
+                {"margin_mm_xyz": list(margin_mm_xyz), "min_component_fraction": float(min_component_fraction)})
         for r in cases.itertuples()
     ]
     table = run_per_case(jobs, _localise_case, roi_dir / "manifest.tsv", settings={}, threads=threads,

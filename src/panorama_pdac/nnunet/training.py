@@ -7,17 +7,22 @@ so Snakemake targets stay short and guessable.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
-from ..io import read_json
+from ..io import read_json, write_json
 
 LATEST = "checkpoint_latest.pth"
 FINAL = "checkpoint_final.pth"
 TRAINING_LOG = "training_log.txt"
+SETTINGS = "training_settings.json"  # what the checkpoint_latest.pth beside it was trained with
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,24 @@ def build_trainer(trainer_class, plans_file, dataset_json_file, configuration: s
     return trainer
 
 
+def _file_digest(path: str | os.PathLike) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+def training_settings(trainer_class, plans_file, dataset_json_file, configuration: str, fold: int,
+                      schedule: Schedule, init_weights=None, options: Mapping | None = None) -> dict:
+    """Everything besides the training's own progress that decides it, as plain JSON values."""
+    init = None
+    if init_weights is not None:
+        stat = Path(init_weights).stat()  # checkpoints are large: identity, not content
+        init = {"path": os.fspath(init_weights), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    settings = {"trainer": f"{trainer_class.__module__}.{trainer_class.__qualname__}",
+                "plans": _file_digest(plans_file), "dataset_json": _file_digest(dataset_json_file),
+                "configuration": configuration, "fold": fold, "schedule": dataclasses.asdict(schedule),
+                "init_weights": init, "options": dict(options or {})}
+    return json.loads(json.dumps(settings, default=str))  # tuples -> lists, as read back from the file
+
+
 def train_fold(
     trainer_class,
     plans_file: str | os.PathLike,
@@ -77,18 +100,32 @@ def train_fold(
     device: torch.device,
     init_weights: str | os.PathLike | None = None,
     configure=None,
+    options: Mapping | None = None,
 ) -> Path:
     """Run (or continue) training; returns the final checkpoint.
 
     A `checkpoint_latest.pth` left by a killed job wins over `init_weights`: the job resumes with its epoch
-    count, optimiser and logs. `init_weights` (a previous step's final checkpoint) is loaded strictly, since
-    nnU-Net's own pretrained-weight loader silently skips the segmentation layers. `configure(trainer)` sets
-    trainer-specific options before initialisation.
+    count, optimiser and logs, provided it was trained with the same settings (`training_settings`, kept in
+    training_settings.json beside it); one trained with other plans, schedule, options or initial weights is
+    discarded, and the log says which of them changed. `init_weights` (a previous step's final checkpoint) is
+    loaded strictly, since nnU-Net's own pretrained-weight loader silently skips the segmentation layers.
+    `configure(trainer)` sets trainer-specific options before initialisation; `options` are the same options
+    as plain values, for the settings record.
     """
-    latest = Path(output_folder) / LATEST
-    resume = latest.is_file()
+    out = Path(output_folder)
+    latest, recorded = out / LATEST, out / SETTINGS
+    settings = training_settings(trainer_class, plans_file, dataset_json_file, configuration, fold, schedule,
+                                 init_weights, options)
+    previous = read_json(recorded) if recorded.is_file() else None
+    resume = latest.is_file() and previous == settings
     trainer = build_trainer(trainer_class, plans_file, dataset_json_file, configuration, fold, output_folder,
                             device, resume)
+    if latest.is_file() and not resume:
+        changed = sorted(k for k in settings if previous is None or previous.get(k) != settings[k])
+        trainer.print_to_log_file(f"Not resuming from {latest}: it was trained with other settings "
+                                  f"({', '.join(changed) if previous else 'not recorded'}); training starts afresh")
+        latest.unlink()
+    write_json(settings, recorded)
     schedule.apply(trainer)
     if configure is not None:
         configure(trainer)
