@@ -99,11 +99,11 @@ def trained(data):
     fold = data["tmp"] / "model" / "fold_0"
     args = (data["plans"], data["dataset_json"], "3d_fullres", 0)
     torch.manual_seed(0)
-    step1 = train_fold(Step1SegTrainer, *args, fold / "step1", SCHEDULE, CPU, configure=_options(data).apply)
+    step1 = train_fold(Step1SegTrainer, *args, fold / "step1", SCHEDULE, CPU, options=_options(data))
     step2 = train_fold(Step2ClsTrainer, *args, fold / "step2", SCHEDULE, CPU, init_weights=step1,
-                       configure=_options(data, optimizer="adamw").apply)
+                       options=_options(data, optimizer="adamw"))
     step3 = train_fold(Step3JointTrainer, *args, fold / "step3", SCHEDULE, CPU, init_weights=step2,
-                       configure=_options(data, seg_loss="tversky", cls_weight=0.5).apply)
+                       options=_options(data, seg_loss="tversky", cls_weight=0.5))
     return {"fold": fold, "steps": [step1, step2, step3]}
 
 

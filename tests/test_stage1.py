@@ -122,32 +122,41 @@ class _Killed(Exception):
     pass
 
 
+def _train_killed_after(monkeypatch, epoch: int, *train_args) -> None:
+    """Run `train_fold(*train_args)` as a job killed at the end of `epoch` (its checkpoint_latest.pth saved)."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    original = nnUNetTrainer.on_epoch_end
+
+    def killed(self):
+        original(self)
+        if self.current_epoch == epoch:
+            raise _Killed
+
+    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", killed)
+    with pytest.raises(_Killed):
+        train_fold(*train_args)
+    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", original)
+
+
+def _started_epochs(log: str) -> list[int]:
+    return [int(e) for e in re.findall(r"^\S+ \S+ Epoch (\d+)\s*$", log, flags=re.M)]
+
+
 def test_training_resumes_from_latest_checkpoint(stage1, monkeypatch):
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     configure_nnunet_env(stage1["root"], threads=1)
     out = stage1["model"] / "fold_0"
+    args = (nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json", "3d_fullres", 0, out)
     schedule = Schedule(num_epochs=3, iterations_per_epoch=2, val_iterations_per_epoch=1, save_every=1)
-    original = nnUNetTrainer.on_epoch_end
-
-    def killed_after_second_epoch(self):
-        original(self)
-        if self.current_epoch == 2:
-            raise _Killed
-
-    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", killed_after_second_epoch)
-    with pytest.raises(_Killed):
-        train_fold(nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json", "3d_fullres", 0,
-                   out, schedule, torch.device("cpu"))
+    _train_killed_after(monkeypatch, 2, *args, schedule, torch.device("cpu"))
     assert torch.load(out / LATEST, weights_only=False)["current_epoch"] == 2
-    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", original)
 
-    final = train_fold(nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json",
-                       "3d_fullres", 0, out, schedule, torch.device("cpu"))
+    final = train_fold(*args, schedule, torch.device("cpu"))
     log = (out / "training_log.txt").read_text()
     assert "Resuming from" in log
-    started = [int(e) for e in re.findall(r"^\S+ \S+ Epoch (\d+)\s*$", log, flags=re.M)]
-    assert started == [0, 1, 2]  # epochs 0-1 before the kill, then only epoch 2 after the resume
+    assert _started_epochs(log) == [0, 1, 2]  # epochs 0-1 before the kill, then only epoch 2 after the resume
     assert torch.load(final, weights_only=False)["current_epoch"] == 3
     assert not (out / LATEST).exists() and (out / "progress.png").is_file()
 
@@ -159,26 +168,15 @@ def test_checkpoint_of_other_settings_is_not_resumed(stage1, monkeypatch):
     out = stage1["tmp"] / "settings_changed"
     args = (nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json", "3d_fullres", 0, out)
     schedule = Schedule(num_epochs=3, iterations_per_epoch=2, val_iterations_per_epoch=1, save_every=1)
-    original = nnUNetTrainer.on_epoch_end
-
-    def killed_after_first_epoch(self):
-        original(self)
-        if self.current_epoch == 1:
-            raise _Killed
-
-    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", killed_after_first_epoch)
-    with pytest.raises(_Killed):
-        train_fold(*args, schedule, torch.device("cpu"))
+    _train_killed_after(monkeypatch, 1, *args, schedule, torch.device("cpu"))
     assert (out / LATEST).is_file()
-    monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", original)
 
     # The user changes the learning rate and reruns: the killed run's checkpoint must not be continued.
     final = train_fold(*args, dataclasses.replace(schedule, initial_lr=0.003), torch.device("cpu"))
     log = (out / "training_log.txt").read_text()
     assert "Resuming from" not in log
     assert "Not resuming from" in log and "(schedule); training starts afresh" in log
-    started = [int(e) for e in re.findall(r"^\S+ \S+ Epoch (\d+)\s*$", log, flags=re.M)]
-    assert started == [0, 0, 1, 2]  # epoch 0 before the kill, then all three epochs afresh
+    assert _started_epochs(log) == [0, 0, 1, 2]  # epoch 0 before the kill, then all three epochs afresh
     assert torch.load(final, weights_only=False)["current_epoch"] == 3
 
 

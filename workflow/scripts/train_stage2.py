@@ -1,4 +1,3 @@
-import dataclasses
 from pathlib import Path
 
 from panorama_pdac.jobs import run_job
@@ -19,7 +18,7 @@ def main(smk):
     train_fold(STEP_TRAINERS[int(smk.wildcards.step)], smk.input.plans, smk.input.dataset_json,
                smk.params.configuration, int(smk.wildcards.fold), Path(smk.output.checkpoint).parent,
                Schedule(**smk.params.schedule), resolve_device(smk.params.device),
-               init_weights=smk.input.get("init"), configure=options.apply, options=dataclasses.asdict(options))
+               init_weights=smk.input.get("init"), options=options)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 classification loss, the segmentation loss (Dice+CE or Tversky+CE), the optimiser over trainable parameters
 and a patch-level AUROC logged beside nnU-Net's pseudo Dice. The steps only say which parts are frozen and
 which loss terms count. Options come from config through `MultiTaskOptions.apply`, which `train_fold` calls
-(`configure=`) before `initialize()`; the trainer constructor keeps nnU-Net's signature.
+(`options=`) before `initialize()`; the trainer constructor keeps nnU-Net's signature.
 
 Single-device training only: the multi-task forward bypasses a DistributedDataParallel wrapper.
 """
@@ -96,7 +96,7 @@ class MultiTaskOptions:
         return cls(**values)
 
     def apply(self, trainer: MultiTaskTrainer) -> None:
-        """Set on a trainer before `initialize()` (the `configure` argument of `train_fold`)."""
+        """Set on a trainer before `initialize()` (`train_fold` calls it for its `options` argument)."""
         trainer.options = self
         trainer.weight_decay = self.weight_decay
 

@@ -13,7 +13,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import torch
 
@@ -76,7 +75,7 @@ def _file_digest(path: str | os.PathLike) -> str:
 
 
 def training_settings(trainer_class, plans_file, dataset_json_file, configuration: str, fold: int,
-                      schedule: Schedule, init_weights=None, options: Mapping | None = None) -> dict:
+                      schedule: Schedule, init_weights=None, options=None) -> dict:
     """Everything besides the training's own progress that decides it, as plain JSON values."""
     init = None
     if init_weights is not None:
@@ -85,7 +84,7 @@ def training_settings(trainer_class, plans_file, dataset_json_file, configuratio
     settings = {"trainer": f"{trainer_class.__module__}.{trainer_class.__qualname__}",
                 "plans": _file_digest(plans_file), "dataset_json": _file_digest(dataset_json_file),
                 "configuration": configuration, "fold": fold, "schedule": dataclasses.asdict(schedule),
-                "init_weights": init, "options": dict(options or {})}
+                "init_weights": init, "options": None if options is None else dataclasses.asdict(options)}
     return json.loads(json.dumps(settings, default=str))  # tuples -> lists, as read back from the file
 
 
@@ -99,8 +98,7 @@ def train_fold(
     schedule: Schedule,
     device: torch.device,
     init_weights: str | os.PathLike | None = None,
-    configure=None,
-    options: Mapping | None = None,
+    options=None,
 ) -> Path:
     """Run (or continue) training; returns the final checkpoint.
 
@@ -109,8 +107,8 @@ def train_fold(
     training_settings.json beside it); one trained with other plans, schedule, options or initial weights is
     discarded, and the log says which of them changed. `init_weights` (a previous step's final checkpoint) is
     loaded strictly, since nnU-Net's own pretrained-weight loader silently skips the segmentation layers.
-    `configure(trainer)` sets trainer-specific options before initialisation; `options` are the same options
-    as plain values, for the settings record.
+    `options` (a dataclass such as MultiTaskOptions) sets trainer-specific options through its
+    `apply(trainer)` before initialisation; its fields are part of the settings record.
     """
     out = Path(output_folder)
     latest, recorded = out / LATEST, out / SETTINGS
@@ -121,14 +119,14 @@ def train_fold(
     trainer = build_trainer(trainer_class, plans_file, dataset_json_file, configuration, fold, output_folder,
                             device, resume)
     if latest.is_file() and not resume:
-        changed = sorted(k for k in settings if previous is None or previous.get(k) != settings[k])
+        changed = ", ".join(sorted(k for k in settings if previous.get(k) != settings[k])) if previous else None
         trainer.print_to_log_file(f"Not resuming from {latest}: it was trained with other settings "
-                                  f"({', '.join(changed) if previous else 'not recorded'}); training starts afresh")
+                                  f"({changed or 'not recorded'}); training starts afresh")
         latest.unlink()
     write_json(settings, recorded)
     schedule.apply(trainer)
-    if configure is not None:
-        configure(trainer)
+    if options is not None:
+        options.apply(trainer)
     trainer.initialize()
     if resume:
         trainer.print_to_log_file(f"Resuming from {latest}")
