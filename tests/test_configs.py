@@ -23,7 +23,7 @@ def _merged(*files: Path) -> dict:
 
 
 def test_there_are_overlays():
-    assert {"panorama.yaml", "real_anatomy.yaml", "demo_learning.yaml"} <= {p.name for p in OVERLAYS}
+    assert {"panorama.yaml", "real_anatomy.yaml"} <= {p.name for p in OVERLAYS}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
@@ -52,3 +52,4 @@ def test_published_settings_switch_the_demo_training_off():
     published = {"patch_size": [56, 192, 352], "batch_size": 2}
     assert {k: v for k, v in config["stage2"]["plan_overrides"].items() if v is not None} == published
     assert config["stage1"]["roi_min_component_fraction"] == 0.0 and config["evaluation"]["fusion"] == "mean"
+    assert config["evaluation"]["postprocess"]["mask_to_pancreas"] is False

@@ -12,6 +12,7 @@ from panorama_pdac.detection import (
     full_size_detection_map,
     restrict_to_pancreas,
 )
+from panorama_pdac.evaluation import detect_lesions
 from panorama_pdac.io import read_image_header, write_image
 
 
@@ -50,6 +51,23 @@ def test_masking_removes_candidates_outside_the_pancreas_before_extraction():
     # The 0.9 blob is gone, and the dynamic threshold now follows the pancreas' own maximum.
     assert np.unique(det).tolist() == pytest.approx([0, 0.5])
     assert (det == np.float32(0.5)).sum() == 40
+
+
+def test_masking_to_the_stage1_pancreas_drops_the_specks_the_roi_dropped():
+    # The stage-1 mask on a grid twice as coarse as the lesion map's: a pancreas of 50 voxels under the weaker
+    # blob, and a speck of 8 (less than a quarter of it) under the stronger one.
+    lesion = sitk.GetImageFromArray(_two_blobs())
+    pancreas = np.zeros((2, 10, 10), dtype=np.uint8)
+    pancreas[:, 5:10, 5:10] = 1
+    pancreas[:, 1:3, 1:3] = 1
+    pancreas = sitk.GetImageFromArray(pancreas)
+    pancreas.SetSpacing((2.0, 2.0, 2.0))
+    settings = {"threshold": "dynamic-fast", "dynamic_threshold_factor": 2.5, "min_voxels_detection": 10,
+                "mask_to_pancreas": True, "pancreas_dilation_mm": 0}
+    every_piece = detect_lesions(lesion, settings, pancreas)
+    assert np.unique(every_piece).tolist() == pytest.approx([0, 0.5, 0.9])
+    main_piece = detect_lesions(lesion, settings, pancreas, min_component_fraction=0.25)
+    assert np.unique(main_piece).tolist() == pytest.approx([0, 0.5])
 
 
 def test_dilation_is_in_millimetres_on_anisotropic_grids():

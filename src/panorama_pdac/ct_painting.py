@@ -32,7 +32,7 @@ class PaintParams:
     air: float = -1000.0  # outside the body
     fat: float = -100.0  # retroperitoneal and subcutaneous fat
     soft_tissue: float = 45.0  # unlabelled organs, bowel wall and muscle
-    lesion: float = 50.0  # label 1: PDAC is hypo-attenuating against enhancing parenchyma
+    lesion: float = 70.0  # label 1: PDAC, hypo-attenuating: about 40 HU below the enhancing parenchyma
     vein: float = 170.0  # label 2: portal, splenic and mesenteric veins, enhanced in the venous phase
     artery: float = 190.0  # label 3: aorta and its branches, still bright in the venous phase
     pancreas: float = 110.0  # label 4: normally enhancing parenchyma

@@ -11,20 +11,23 @@ import SimpleITK as sitk
 
 from .detection import detection_map, full_size_detection_map
 from .figures import montage_panel
-from .geometry import Roi, crop_to_roi, resample_to_reference
+from .geometry import Roi, crop_to_roi, main_components, resample_to_reference
 from .io import read_image, read_image_header, read_json, write_image
 from .per_case import CaseJob, run_per_case
 from .scores import case_scores_table
 
 
-def detect_lesions(lesion: sitk.Image, settings: dict, pancreas: sitk.Image | None = None) -> np.ndarray:
+def detect_lesions(lesion: sitk.Image, settings: dict, pancreas: sitk.Image | None = None,
+                   min_component_fraction: float = 0.0) -> np.ndarray:
     """Detection map (z, y, x) on the lesion-probability map's grid, with the `evaluation.postprocess`
     settings. `pancreas` (the stage-1 mask, on its own low-resolution grid) is used only when the settings
-    ask for masking."""
+    ask for masking; `min_component_fraction` (stage1.roi_min_component_fraction) keeps the pieces the ROI
+    was boxed around, so that a stage-1 false-positive speck far from the pancreas admits no candidates."""
     s = settings
     # The low-resolution mask brought onto the crop's grid.
     mask = None
     if s["mask_to_pancreas"]:
+        pancreas = main_components(pancreas, min_component_fraction)
         mask = sitk.GetArrayFromImage(resample_to_reference(pancreas, lesion, is_label=True))
     return detection_map(sitk.GetArrayFromImage(lesion), threshold=s["threshold"],
                          dynamic_threshold_factor=s["dynamic_threshold_factor"],
@@ -35,8 +38,8 @@ def detect_lesions(lesion: sitk.Image, settings: dict, pancreas: sitk.Image | No
 def _detect_case(job: CaseJob) -> dict:
     lesion_path, roi_json, image_path = job.inputs[:3]
     lesion = read_image(lesion_path, job.case_id)
-    pancreas = read_image(job.inputs[3], job.case_id) if job.args["mask_to_pancreas"] else None
-    det = detect_lesions(lesion, job.args, pancreas)
+    pancreas = read_image(job.inputs[3], job.case_id) if job.args["postprocess"]["mask_to_pancreas"] else None
+    det = detect_lesions(lesion, job.args["postprocess"], pancreas, job.args["min_component_fraction"])
     roi = Roi.from_json(read_json(roi_json))
     write_image(full_size_detection_map(det, roi.index_start_xyz, roi.index_size_xyz,
                                         read_image_header(image_path, job.case_id)), job.outputs[0])
@@ -44,13 +47,16 @@ def _detect_case(job: CaseJob) -> dict:
 
 
 def build_detection_maps(cv: pd.DataFrame, cases: pd.DataFrame, out_dir: str | os.PathLike, settings: dict,
-                         stage1_cv_dir: str | os.PathLike, threads: int = 1, fusion: str = "mean") -> pd.DataFrame:
+                         stage1_cv_dir: str | os.PathLike, threads: int = 1, fusion: str = "mean",
+                         min_component_fraction: float = 0.0) -> pd.DataFrame:
     """A full-size detection map per case (`out_dir/{case}.nii.gz`) and the case scores table:
-    classification probability, detection-map maximum and their fusion."""
+    classification probability, detection-map maximum and their fusion. `settings`: evaluation.postprocess;
+    `min_component_fraction`: stage1.roi_min_component_fraction (see `detect_lesions`)."""
     out_dir = Path(out_dir)
     images = cases.set_index("case_id")["image"]
+    args = {"postprocess": dict(settings), "min_component_fraction": min_component_fraction}
     jobs = [CaseJob(r.case_id, [r.lesion_prob, r.roi, images[r.case_id], str(Path(stage1_cv_dir) / f"{r.case_id}.nii.gz")],
-                    [str(out_dir / f"{r.case_id}.nii.gz")], dict(settings))
+                    [str(out_dir / f"{r.case_id}.nii.gz")], args)
             for r in cv.itertuples()]
     done = run_per_case(jobs, _detect_case, out_dir / "manifest.tsv", settings={}, threads=threads,
                         label="detection maps").set_index("case_id")

@@ -179,7 +179,7 @@ def predict_case(models: Models, path: str | os.PathLike, case_id: str, case_dir
     with _timed(seconds, "stage2"):
         lesion, cls_prob = models.predict_crop(crop_to_roi(image, roi))
     with _timed(seconds, "postprocess"):
-        det = detect_lesions(lesion, settings.postprocess, pancreas)
+        det = detect_lesions(lesion, settings.postprocess, pancreas, settings.min_component_fraction)
         det_max = float(det.max())
         likelihood = fuse(cls_prob, det_max, settings.fusion)
         detection = full_size_detection_map(det, roi.index_start_xyz, roi.index_size_xyz, image)

@@ -87,7 +87,7 @@ AROUND_PANCREAS = (
 )
 DUCT_SPAN = (0.04, 0.96)  # part of the pancreas centreline (arc-length fraction) the duct runs along
 DUCT_RADII_MM = (2.0, 1.3)  # head, tail
-LESION_BULGE_MM = 3.0  # how far a lesion may push out of the pancreas outline
+LESION_BULGE_MM = 6.0  # how far a lesion may push out of the pancreas outline (PDAC invades the fat around it)
 LESION_LOBES = 4  # waves over the sphere that make a lesion's outline irregular
 SAMPLE_STEP_MM = 0.5  # centreline sampling: distance error at most half of this
 _ANATOMY, _SHEET, _SCAN = 0, 1, 2  # random streams per patient: [seed, patient id, stream(, study)]
@@ -314,15 +314,16 @@ def generate_dataset(out_dir: str | Path, n_patients: int = 24, seed: int = 0, p
                      min_pdac_patients: int = 5, multi_study_fraction: float = 0.1, sheet_format: str = "xlsx",
                      inplane_voxels: Sequence[int] = (100, 140), inplane_spacing_mm: Sequence[float] = (1.5, 2.2),
                      slices: Sequence[int] = (30, 60), slice_spacing_mm: Sequence[float] = (2.5, 5.0),
-                     lesion_radius_mm: Sequence[float] = (8.0, 15.0), out_of_fov_fraction: float = 0.3,
+                     lesion_radius_mm: Sequence[float] = (12.0, 20.0), out_of_fov_fraction: float = 0.3,
                      threads: int = 1) -> dict:
     """Write the demo data set under `out_dir` in the raw PANORAMA layout; return a summary.
 
     Layout: images/batch{1,2}/<case>_0000.nii.gz (int16 HU), labels/{manual,automatic}_labels/<case>.nii.gz
     (values 0-6, the image's geometry) and labels/clinical_information.<sheet_format>, written last so
     its presence means the data set is complete. Size and spacing ranges are (min, max); grids grow where
-    needed to hold the anatomy. Image and label files of earlier runs that are not part of this data set
-    are removed, so the folder always holds exactly one consistent data set.
+    needed to hold the anatomy; lesion radii of 12-20 mm make 2.4-4 cm tumours, a common size at diagnosis.
+    Image and label files of earlier runs that are not part of this data set are removed, so the folder
+    always holds exactly one consistent data set.
     """
     if sheet_format not in ("xlsx", "csv"):
         raise ConfigError(f"synthetic data: sheet format must be xlsx or csv, not {sheet_format!r}")

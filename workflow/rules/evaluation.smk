@@ -22,6 +22,7 @@ rule postprocess_cv:
     params:
         settings=EV["postprocess"],
         fusion=EV["fusion"],
+        min_component_fraction=config["stage1"]["roi_min_component_fraction"],
     script:
         "../scripts/postprocess_cv.py"
 

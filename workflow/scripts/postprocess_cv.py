@@ -12,7 +12,8 @@ def main(smk):
     cv = pd.concat([read_tsv(f, dtype={"case_id": str}) for f in smk.input.cv], ignore_index=True)
     cases = read_case_table(smk.input.cases)
     scores = build_detection_maps(cv, cases, Path(smk.output.scores).parent / "detection_maps", smk.params.settings,
-                                  Path(smk.input.stage1_cv[0]).parent, threads=smk.threads, fusion=smk.params.fusion)
+                                  Path(smk.input.stage1_cv[0]).parent, threads=smk.threads, fusion=smk.params.fusion,
+                                  min_component_fraction=smk.params.min_component_fraction)
     write_tsv(scores, smk.output.scores)
 
 

@@ -34,7 +34,8 @@ def override_configuration(plans: dict, configuration: str, overrides: dict) -> 
     batch_size; batch_dice (Dice over the whole batch, not per patch: a rare class absent from most
     patches is then not pushed to zero on each of them); base_features / max_features: features per stage = min(max, base * 2**stage);
     n_conv_per_stage: convolutions (plain encoder) or residual blocks (ResEnc) per encoder stage, and
-    per decoder stage.
+    per decoder stage; head_width: channels of the stage-2 classification head's pyramid (256 when absent,
+    METHOD.md §3), kept as the plan's `classification_head` entry.
     """
     from nnunetv2.experiment_planning.experiment_planners.network_topology import (
         get_pool_and_conv_props,
@@ -70,6 +71,8 @@ def override_configuration(plans: dict, configuration: str, overrides: dict) -> 
         conf["batch_size"] = int(overrides["batch_size"])
     if "batch_dice" in overrides:
         conf["batch_dice"] = bool(overrides["batch_dice"])
+    if "head_width" in overrides:
+        conf["classification_head"] = {"width": int(overrides["head_width"])}
     return plans
 
 
