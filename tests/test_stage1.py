@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -124,10 +125,14 @@ class _Killed(Exception):
     pass
 
 
-def _train_killed_after(monkeypatch, epoch: int, *train_args) -> None:
-    """Run `train_fold(*train_args)` as a job killed at the end of `epoch` (its checkpoint_latest.pth saved)."""
+def _killed_training(stage1, monkeypatch, out: Path, epoch: int) -> tuple[tuple, Schedule]:
+    """Train fold 0 of the stage-1 model into `out` as a job killed at the end of `epoch` (its
+    checkpoint_latest.pth saved); returns the `train_fold` arguments before the schedule, and the schedule."""
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+    configure_nnunet_env(stage1["root"], threads=1)
+    args = (nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json", "3d_fullres", 0, out)
+    schedule = Schedule(num_epochs=3, iterations_per_epoch=2, val_iterations_per_epoch=1, save_every=1)
     original = nnUNetTrainer.on_epoch_end
 
     def killed(self):
@@ -137,8 +142,9 @@ def _train_killed_after(monkeypatch, epoch: int, *train_args) -> None:
 
     monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", killed)
     with pytest.raises(_Killed):
-        train_fold(*train_args)
+        train_fold(*args, schedule, torch.device("cpu"))
     monkeypatch.setattr(nnUNetTrainer, "on_epoch_end", original)
+    return args, schedule
 
 
 def _started_epochs(log: str) -> list[int]:
@@ -146,13 +152,8 @@ def _started_epochs(log: str) -> list[int]:
 
 
 def test_training_resumes_from_latest_checkpoint(stage1, monkeypatch):
-    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-
-    configure_nnunet_env(stage1["root"], threads=1)
     out = stage1["model"] / "fold_0"
-    args = (nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json", "3d_fullres", 0, out)
-    schedule = Schedule(num_epochs=3, iterations_per_epoch=2, val_iterations_per_epoch=1, save_every=1)
-    _train_killed_after(monkeypatch, 2, *args, schedule, torch.device("cpu"))
+    args, schedule = _killed_training(stage1, monkeypatch, out, epoch=2)
     assert torch.load(out / LATEST, weights_only=False)["current_epoch"] == 2
 
     final = train_fold(*args, schedule, torch.device("cpu"))
@@ -164,13 +165,8 @@ def test_training_resumes_from_latest_checkpoint(stage1, monkeypatch):
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(stage1, monkeypatch):
-    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-
-    configure_nnunet_env(stage1["root"], threads=1)
     out = stage1["tmp"] / "settings_changed"
-    args = (nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json", "3d_fullres", 0, out)
-    schedule = Schedule(num_epochs=3, iterations_per_epoch=2, val_iterations_per_epoch=1, save_every=1)
-    _train_killed_after(monkeypatch, 1, *args, schedule, torch.device("cpu"))
+    args, schedule = _killed_training(stage1, monkeypatch, out, epoch=1)
     assert (out / LATEST).is_file()
 
     # The user changes the learning rate and reruns: the killed run's checkpoint must not be continued.
