@@ -25,6 +25,7 @@ from panorama_pdac.nnunet.multitask_trainers import (
     training_loader,
 )
 from panorama_pdac.nnunet.planning import plan_and_preprocess
+from panorama_pdac.nnunet.seeding import Seeding
 from panorama_pdac.nnunet.training import FINAL, Schedule, build_trainer, train_fold
 
 DATASET_ID = 598
@@ -33,6 +34,7 @@ LABELS = {"background": 0, "lesion": 1, "veins": 2, "arteries": 3, "pancreas": 4
 TINY = {"patch_size": [16, 16, 16], "batch_size": 2, "base_features": 4, "max_features": 16, "n_conv_per_stage": 1}
 SCHEDULE = Schedule(num_epochs=1, iterations_per_epoch=2, val_iterations_per_epoch=1)
 CPU = torch.device("cpu")
+SEEDING = Seeding(seed=0)
 
 
 def _write_case(folder, case_id: str, rng, pdac: bool, shape=(16, 16, 16)) -> str:
@@ -93,18 +95,22 @@ def _changed(before: dict, after: dict, prefix: str) -> bool:
     return any(not torch.equal(before[k], after[k]) for k in keys)
 
 
+def _train_steps(data, fold, seeding: Seeding) -> list:
+    """Steps 1-3 of fold 0 into `fold`/step{1,2,3}; their final checkpoints."""
+    args = (data["plans"], data["dataset_json"], "3d_fullres", 0)
+    step1 = train_fold(Step1SegTrainer, *args, fold / "step1", SCHEDULE, CPU, seeding, options=_options(data))
+    step2 = train_fold(Step2ClsTrainer, *args, fold / "step2", SCHEDULE, CPU, seeding, init_weights=step1,
+                       options=_options(data, optimizer="adamw"))
+    step3 = train_fold(Step3JointTrainer, *args, fold / "step3", SCHEDULE, CPU, seeding, init_weights=step2,
+                       options=_options(data, seg_loss="tversky", cls_weight=0.5, lesion_oversample=0.5))
+    return [step1, step2, step3]
+
+
 @pytest.fixture(scope="module")
 def trained(data):
     configure_nnunet_env(data["tmp"] / "nnunet", threads=1)
     fold = data["tmp"] / "model" / "fold_0"
-    args = (data["plans"], data["dataset_json"], "3d_fullres", 0)
-    torch.manual_seed(0)
-    step1 = train_fold(Step1SegTrainer, *args, fold / "step1", SCHEDULE, CPU, options=_options(data))
-    step2 = train_fold(Step2ClsTrainer, *args, fold / "step2", SCHEDULE, CPU, init_weights=step1,
-                       options=_options(data, optimizer="adamw"))
-    step3 = train_fold(Step3JointTrainer, *args, fold / "step3", SCHEDULE, CPU, init_weights=step2,
-                       options=_options(data, seg_loss="tversky", cls_weight=0.5))
-    return {"fold": fold, "steps": [step1, step2, step3]}
+    return {"fold": fold, "steps": _train_steps(data, fold, SEEDING)}
 
 
 def _fresh_network(data):
@@ -252,3 +258,24 @@ def test_predict_case_returns_lesion_map_in_input_grid_and_fold_mean(data, train
     image, properties = SimpleITKIO().read_images([data["test_image"]])
     from_array = predict([step2, step3], image=image, properties=properties)
     assert np.allclose(from_array[0], lesion) and from_array[1] == pytest.approx(probability)
+
+
+def _cv_output(data, step3):
+    predictor = load_predictor(step3.parent, [step3], CPU, mirroring=False, trainer_class=Step3JointTrainer)
+    return predict_case(predictor, image_files=[data["test_image"]])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_seeded_steps_give_identical_weights_and_cv_outputs(data, trained, tmp_path, monkeypatch, workers):
+    from checkpoints import differing_tensors
+
+    configure_nnunet_env(data["tmp"] / "nnunet", threads=1)
+    monkeypatch.setenv("nnUNet_n_proc_DA", str(workers))  # augmentation_workers, for this test only
+    a = trained["steps"] if workers == 0 else _train_steps(data, tmp_path / "a", SEEDING)
+    b = _train_steps(data, tmp_path / "b", SEEDING)
+    for step_a, step_b in zip(a, b):
+        assert differing_tensors(step_a, step_b) == []
+    (lesion_a, probability_a), (lesion_b, probability_b) = _cv_output(data, a[2]), _cv_output(data, b[2])
+    assert np.array_equal(lesion_a, lesion_b) and probability_a == probability_b
+    other = _train_steps(data, tmp_path / "other_seed", Seeding(SEEDING.seed + 1))
+    assert all(differing_tensors(x, y) for x, y in zip(a, other))  # the seed decides each step

@@ -73,6 +73,8 @@ rule train_stage1:
         schedule=S1["schedule"],
         device=config["device"],
         augmentation_workers=config["nnunet"]["augmentation_workers"],
+        seed=S1["seed"],
+        deterministic=config["deterministic"],
     script:
         "../scripts/train_stage1.py"
 

@@ -73,6 +73,8 @@ rule train_stage2:
         options=lambda wc: stage2_options(wc.variant, wc.step),
         device=config["device"],
         augmentation_workers=config["nnunet"]["augmentation_workers"],
+        seed=S2["seed"],
+        deterministic=config["deterministic"],
     script:
         "../scripts/train_stage2.py"
 

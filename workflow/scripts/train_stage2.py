@@ -6,6 +6,7 @@ from panorama_pdac.nnunet.env import (
     nnunet_root_beside,
     resolve_device,
 )
+from panorama_pdac.nnunet.seeding import Seeding, job_seed
 from panorama_pdac.nnunet.training import Schedule, train_fold
 
 
@@ -15,10 +16,11 @@ def main(smk):
     from panorama_pdac.nnunet.multitask_trainers import STEP_TRAINERS, MultiTaskOptions
 
     options = MultiTaskOptions.from_config({**smk.params.options, "case_labels": smk.input.case_labels})
-    train_fold(STEP_TRAINERS[int(smk.wildcards.step)], smk.input.plans, smk.input.dataset_json,
-               smk.params.configuration, int(smk.wildcards.fold), Path(smk.output.checkpoint).parent,
-               Schedule(**smk.params.schedule), resolve_device(smk.params.device),
-               init_weights=smk.input.get("init"), options=options)
+    variant, fold, step = smk.wildcards.variant, int(smk.wildcards.fold), int(smk.wildcards.step)
+    seeding = Seeding(job_seed(smk.params.seed, "stage2", variant, fold, step), smk.params.deterministic)
+    train_fold(STEP_TRAINERS[step], smk.input.plans, smk.input.dataset_json, smk.params.configuration, fold,
+               Path(smk.output.checkpoint).parent, Schedule(**smk.params.schedule), resolve_device(smk.params.device),
+               seeding, init_weights=smk.input.get("init"), options=options)
 
 
 if __name__ == "__main__":

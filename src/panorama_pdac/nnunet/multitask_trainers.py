@@ -18,9 +18,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from batchgenerators.dataloading.nondet_multi_threaded_augmenter import (
-    NonDetMultiThreadedAugmenter,
-)
 from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
@@ -156,7 +153,8 @@ class MultiTaskTrainer(nnUNetTrainer):
         train, val = super().get_dataloaders()
         if self.options.lesion_oversample:
             p = self.options.lesion_oversample
-            patch_train_loader(train, lambda dl: setattr(dl, "get_bbox", LesionCentredBoxes(dl.get_bbox, p)))
+            loader = training_loader(train)
+            loader.get_bbox = LesionCentredBoxes(loader.get_bbox, p)
         return train, val
 
     def _build_loss(self):
@@ -284,15 +282,9 @@ class LesionCentredBoxes:
 
 
 def training_loader(train):
-    """The data loader inside nnU-Net's training augmenter (its workers' template or the in-process one)."""
-    return train.generator if isinstance(train, NonDetMultiThreadedAugmenter) else train.data_loader
-
-
-def patch_train_loader(train, change) -> None:
-    """Apply `change(loader)` to the training data loader, in the main process or in nnU-Net's workers."""
-    change(training_loader(train))
-    if isinstance(train, NonDetMultiThreadedAugmenter):  # the workers hold copies made before the change
-        train.restart()
+    """The data loader inside nnU-Net's in-process augmenter: `train_fold` has the trainer build its loaders in
+    process (seeding.load_data_seeded) and hands them to its seeded workers only after our changes."""
+    return train.data_loader
 
 
 class BalancedIndices:
@@ -319,7 +311,7 @@ class Step2ClsTrainer(MultiTaskTrainer):
 
     def get_dataloaders(self):
         train, val = super().get_dataloaders()
-        patch_train_loader(train, self._balance)
+        self._balance(training_loader(train))
         return train, val
 
     def _balance(self, loader) -> None:

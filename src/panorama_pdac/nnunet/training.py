@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..io import read_json, write_json
+from .seeding import Seeding, load_data_seeded, seed_everything, set_torch_determinism
 
 LATEST = "checkpoint_latest.pth"
 FINAL = "checkpoint_final.pth"
@@ -75,7 +76,7 @@ def _file_digest(path: str | os.PathLike) -> str:
 
 
 def training_settings(trainer_class, plans_file, dataset_json_file, configuration: str, fold: int,
-                      schedule: Schedule, init_weights=None, options=None) -> dict:
+                      schedule: Schedule, seeding: Seeding, init_weights=None, options=None) -> dict:
     """Everything besides the training's own progress that decides it, as plain JSON values."""
     init = None
     if init_weights is not None:
@@ -84,7 +85,8 @@ def training_settings(trainer_class, plans_file, dataset_json_file, configuratio
     settings = {"trainer": f"{trainer_class.__module__}.{trainer_class.__qualname__}",
                 "plans": _file_digest(plans_file), "dataset_json": _file_digest(dataset_json_file),
                 "configuration": configuration, "fold": fold, "schedule": dataclasses.asdict(schedule),
-                "init_weights": init, "options": None if options is None else dataclasses.asdict(options)}
+                "seeding": dataclasses.asdict(seeding), "init_weights": init,
+                "options": None if options is None else dataclasses.asdict(options)}
     return json.loads(json.dumps(settings, default=str))  # tuples -> lists, as read back from the file
 
 
@@ -97,6 +99,7 @@ def train_fold(
     output_folder: str | os.PathLike,
     schedule: Schedule,
     device: torch.device,
+    seeding: Seeding,
     init_weights: str | os.PathLike | None = None,
     options=None,
 ) -> Path:
@@ -109,13 +112,17 @@ def train_fold(
     loaded strictly, since nnU-Net's own pretrained-weight loader silently skips the segmentation layers.
     `options` (a dataclass such as MultiTaskOptions) sets trainer-specific options through its
     `apply(trainer)` before initialisation; its fields are part of the settings record.
+    `seeding` seeds everything before the network is built and the data loading (see seeding.py): run twice,
+    a job gives the same weights (bit-identical on CPU). A resumed job is seeded afresh at its resume point,
+    so it is reproducible itself but does not repeat the random numbers an uninterrupted run would have drawn.
     """
     out = Path(output_folder)
     latest, recorded = out / LATEST, out / SETTINGS
     settings = training_settings(trainer_class, plans_file, dataset_json_file, configuration, fold, schedule,
-                                 init_weights, options)
+                                 seeding, init_weights, options)
     previous = read_json(recorded) if recorded.is_file() else None
     resume = latest.is_file() and previous == settings
+    seed_everything(seeding.seed)
     trainer = build_trainer(trainer_class, plans_file, dataset_json_file, configuration, fold, output_folder,
                             device, resume)
     if latest.is_file() and not resume:
@@ -128,6 +135,10 @@ def train_fold(
     if options is not None:
         options.apply(trainer)
     trainer.initialize()
+    load_data_seeded(trainer, seeding.seed)
+    set_torch_determinism(seeding.deterministic)
+    trainer.print_to_log_file(f"Seed {seeding.seed}; deterministic algorithms " + (
+        "on (an op without a deterministic kernel warns in the job log)" if seeding.deterministic else "off"))
     if resume:
         trainer.print_to_log_file(f"Resuming from {latest}")
         trainer.load_checkpoint(str(latest))
