@@ -17,6 +17,7 @@ from panorama_pdac.metrics import (
     evaluate_cases,
     lesion_dice,
     metrics_table,
+    stored_metrics,
     table4,
 )
 
@@ -147,6 +148,18 @@ def test_anatomy_labels_are_not_lesions():
     assert result["cases"][0]["pdac"] is False
     assert _value(result, "auroc") == pytest.approx(1.0)
     assert _value(result, "ap") == pytest.approx(1.0)  # the 0.6 candidate is a false positive ranked below
+
+
+def test_stored_lesion_results_give_the_same_auroc_and_ap():
+    """What the paired comparison of variants recomputes from metrics.json, without the detection maps."""
+    cases = {**_four_cases(), "n3": _case(False)}  # n3: no candidate, no lesion, no lesion results
+    cls = {"p1": 0.8, "p2": 0.7, "n1": 0.2, "n2": 0.1, "n3": 0.4}
+    result = json.loads(json.dumps(_evaluate(cases, case_scores={"cls": cls})))
+    assert result["cases"][2]["lesion_results"] == {"0.1": [], "0.15": []}
+    assert result["cases"][4]["lesion_results"]["0.1"] == [[1, pytest.approx(0.3), 1.0]]
+    for iou in (0.10, 0.15):
+        assert stored_metrics(result, iou, "cls").calc_auroc() == _value(result, "auroc", score="cls", iou=iou)
+        assert stored_metrics(result, iou).calc_AP() == _value(result, "ap", score="cls", iou=iou)
 
 
 def test_per_fold_scopes_and_bootstrap_are_reproducible():

@@ -6,7 +6,10 @@ depend only on them. AUROC is patient level: picai_eval's case prediction (the m
 replaced by each case score (classification head, detection, fused), so fusion moves AUROC, never AP.
 
 A set with one class has no AUROC; the result then says "undefined" and why, never NaN. Everything
-returned is plain JSON (floats, strings, lists, None).
+returned is plain JSON (floats, strings, lists, None). Each case keeps its lesion results, picai_eval's
+[is_lesion, confidence, overlap] per candidate and missed lesion, per IoU threshold: with the case scores
+they are all a later job needs to recompute AUROC and AP on any resample of the cases (the paired comparison
+of variants) without reading the detection maps again.
 """
 
 from __future__ import annotations
@@ -30,9 +33,15 @@ from .published import TABLE4
 LESION_LABEL = 1
 FP_PER_CASE = (0.01, 0.001)  # operating points of the lesion sensitivity the challenge reports
 UNDEFINED = "undefined"
+NO_LESION = "no PDAC lesion in this set"  # why AP and lesion sensitivity are undefined
 SCORE_NAMES = {"cls": "classification head alone", "det": "detection map alone", "fused": "fused score"}
 
 ArrayOrPath = np.ndarray | str | os.PathLike
+
+
+def iou_key(iou: float) -> str:
+    """How an IoU threshold names its entries in the result (JSON keys are strings)."""
+    return f"{iou:g}"
 
 
 def lesion_mask(label: np.ndarray) -> np.ndarray:
@@ -87,6 +96,10 @@ def _evaluate_one(case_id: str, det_item: ArrayOrPath, label_item: ArrayOrPath,
             "lesion_dice": lesion_dice(det, label)}
 
 
+def _plain_lesion_results(y_list: Sequence[tuple]) -> list[list]:
+    return [[int(is_lesion), float(confidence), float(overlap)] for is_lesion, confidence, overlap in y_list]
+
+
 def _entry(value: float | None = None, ci: Sequence[float] | None = None, undefined: str | None = None) -> dict:
     if undefined is not None:
         return {"value": UNDEFINED, "ci_low": None, "ci_high": None, "reason": undefined}
@@ -97,11 +110,16 @@ def _entry(value: float | None = None, ci: Sequence[float] | None = None, undefi
             "ci_high": None if ci is None else number(ci[1])}
 
 
-def _ci(values: list[float]) -> Sequence[float] | None:
-    return np.percentile(values, [2.5, 97.5]) if values else None
+def auroc_undefined(n_pdac: int, n_other: int) -> str | None:
+    """Why a set has no AUROC (a single class), or None when it has one."""
+    return f"only one class: {n_pdac} PDAC and {n_other} non-PDAC cases" if n_pdac == 0 or n_other == 0 else None
 
 
-def _stratified_resamples(targets: dict[str, int], n_bootstrap: int, seed: int) -> list[np.ndarray]:
+def percentile_ci(values: Sequence[float]) -> Sequence[float] | None:
+    return np.percentile(values, [2.5, 97.5]) if len(values) else None
+
+
+def stratified_resamples(targets: dict[str, int], n_bootstrap: int, seed: int) -> list[np.ndarray]:
     """Bootstrap case lists drawn within each class, so every resample keeps the set's class balance.
 
     picai_eval's own `bootstrap_score_ci` draws from all cases at once: on a small fold a resample
@@ -120,45 +138,45 @@ def _scope_results(cases: list[str], per_case: dict[str, dict], scores: Mapping[
     targets = next(iter(by_iou.values())).case_target
     n_pdac = int(sum(targets.values()))
     n_other = len(cases) - n_pdac
-    resamples = _stratified_resamples(targets, n_bootstrap, seed)
+    resamples = stratified_resamples(targets, n_bootstrap, seed)
     curves = {"roc": {}, "pr": {}, "froc": {}}
 
     auroc, auroc_boot = {}, {}
+    no_auroc = auroc_undefined(n_pdac, n_other)
     for name, score in scores.items():
-        if n_pdac == 0 or n_other == 0:
-            auroc[name] = _entry(undefined=f"only one class: {n_pdac} PDAC and {n_other} non-PDAC cases")
+        if no_auroc:
+            auroc[name] = _entry(undefined=no_auroc)
             continue
         # Same lesion results, case prediction replaced by this score.
         m = Metrics(lesion_results=by_iou[iou_thresholds[0]].lesion_results, case_pred={c: score[c] for c in cases})
         roc = m.calculate_ROC()
         auroc_boot[name] = [m.calc_auroc(subject_list=s) for s in resamples]
-        auroc[name] = _entry(roc["AUROC"], _ci(auroc_boot[name]))
+        auroc[name] = _entry(roc["AUROC"], percentile_ci(auroc_boot[name]))
         curves["roc"][name] = {"fpr": roc["FPR"].tolist(), "tpr": roc["TPR"].tolist(), "auroc": float(roc["AUROC"])}
 
     dices = [per_case[c]["lesion_dice"] for c in cases if per_case[c]["lesion_dice"] is not None]
     dice_entry = _entry(np.mean(dices)) if dices else _entry(undefined="no PDAC case")
-    no_lesion = "no PDAC lesion in this set"
     rows = []
     for iou, m in by_iou.items():
         if m.num_lesions:
             pr = m.calculate_precision_recall()
             ap_boot = [m.calc_AP(subject_list=s) for s in resamples]
-            ap = _entry(pr["AP"], _ci(ap_boot))
+            ap = _entry(pr["AP"], percentile_ci(ap_boot))
             sensitivity = {f"sensitivity_at_{fp:g}_fp": _entry(m.lesion_TPR_at_FPR(fp)) for fp in FP_PER_CASE}
             finite = np.isfinite(m.lesion_FPR)  # picai_eval closes the FROC at infinitely many FPs
-            curves["pr"][f"{iou:g}"] = {"recall": pr["recall"].tolist(), "precision": pr["precision"].tolist(),
-                                        "ap": float(pr["AP"])}
-            curves["froc"][f"{iou:g}"] = {"fp_per_case": m.lesion_FPR[finite].tolist(),
-                                          "sensitivity": m.lesion_TPR[finite].tolist()}
+            curves["pr"][iou_key(iou)] = {"recall": pr["recall"].tolist(), "precision": pr["precision"].tolist(),
+                                          "ap": float(pr["AP"])}
+            curves["froc"][iou_key(iou)] = {"fp_per_case": m.lesion_FPR[finite].tolist(),
+                                            "sensitivity": m.lesion_TPR[finite].tolist()}
         else:
-            ap_boot, ap = [], _entry(undefined=no_lesion)
-            sensitivity = {f"sensitivity_at_{fp:g}_fp": _entry(undefined=no_lesion) for fp in FP_PER_CASE}
+            ap_boot, ap = [], _entry(undefined=NO_LESION)
+            sensitivity = {f"sensitivity_at_{fp:g}_fp": _entry(undefined=NO_LESION) for fp in FP_PER_CASE}
         for name in scores:
             if auroc[name]["value"] == UNDEFINED or ap["value"] == UNDEFINED:
                 mean = _entry(undefined="AUROC or AP undefined")
             else:
                 boot = [(a + b) / 2 for a, b in zip(auroc_boot[name], ap_boot)]
-                mean = _entry((auroc[name]["value"] + ap["value"]) / 2, _ci(boot))
+                mean = _entry((auroc[name]["value"] + ap["value"]) / 2, percentile_ci(boot))
             rows.append({"score": name, "iou": float(iou), "n_cases": len(cases), "n_pdac": n_pdac,
                          "n_lesions": int(m.num_lesions),
                          "metrics": {"auroc": auroc[name], "ap": ap, "auroc_ap_mean": mean, **sensitivity,
@@ -223,10 +241,21 @@ def evaluate_cases(
         "cases": [{"case_id": c, "fold": None if folds is None else int(folds[c]),
                    "pdac": per_case[c]["pdac"],
                    "det_max": per_case[c]["det_max"], "lesion_dice": per_case[c]["lesion_dice"],
+                   "lesion_results": {iou_key(iou): _plain_lesion_results(per_case[c]["lesion_results"][iou])
+                                      for iou in iou_thresholds},
                    **{f"score_{name}": float(score[c]) for name, score in case_scores.items()}}
                   for c in cases],
         "curves": curves,
     }
+
+
+def stored_metrics(result: dict, iou: float, score: str | None = None) -> Metrics:
+    """picai_eval's Metrics of a stored result (all its cases) at one IoU threshold, with a case score
+    ('cls', 'det', 'fused') as the case prediction, as `evaluate_cases` builds them from the maps."""
+    cases = result["cases"]
+    lesion_results = {c["case_id"]: c["lesion_results"][iou_key(iou)] for c in cases}
+    case_pred = None if score is None else {c["case_id"]: c[f"score_{score}"] for c in cases}
+    return Metrics(lesion_results=lesion_results, case_pred=case_pred)
 
 
 def metrics_table(result: dict) -> pd.DataFrame:
@@ -269,7 +298,7 @@ def table4(results_by_variant: Mapping[str, dict], iou: float = 0.10, scope: str
 def curve_sets(results_by_variant: Mapping[str, dict], iou: float = 0.10) -> dict[str, dict[str, tuple]]:
     """The pooled curves of every variant, labelled, in the form `figures.plot_roc/pr/froc` take."""
     sets = {"roc": {}, "pr": {}, "froc": {}}
-    key = f"{iou:g}"
+    key = iou_key(iou)
     for variant, result in results_by_variant.items():
         curves = result["curves"]
         for score, c in curves["roc"].items():

@@ -144,6 +144,7 @@ def all_targets():
         "results/stage1/qa_summary.json",
         "results/stage1/roi_recall.png",
         "results/evaluation/table4.html",
+        "results/evaluation/comparison.html",
         "results/evaluation/training_curves.png",
         *expand("results/evaluation/{variant}/qa_montage.png", variant=VARIANTS),
     ]

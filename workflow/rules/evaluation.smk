@@ -97,6 +97,30 @@ rule summarize_evaluation:
         "../scripts/summarize_evaluation.py"
 
 
+rule compare_variants:
+    input:
+        metrics=expand("results/evaluation/{variant}/metrics.json", variant=VARIANTS),
+    output:
+        table="results/evaluation/comparison.tsv",
+        html=report(
+            "results/evaluation/comparison.html",
+            caption="../report/comparison.rst",
+            category="Evaluation",
+            labels={"figure": "paired comparison of variants"},
+        ),
+    log:
+        "results/logs/evaluation/compare_variants.log",
+    localrule: True
+    conda:
+        "../../envs/evaluation.yaml"
+    params:
+        variants=VARIANTS,
+        n_bootstrap=EV["n_bootstrap"],
+        seed=EV["seed"],
+    script:
+        "../scripts/compare_variants.py"
+
+
 rule plot_qa_montage:
     input:
         scores="results/evaluation/{variant}/case_scores.tsv",
