@@ -6,7 +6,10 @@ import json
 
 import pandas as pd
 import pytest
-from workflow_runner import job_counts, snakemake
+import yaml
+from workflow_runner import REPO, job_counts, snakemake
+
+from panorama_pdac.nnunet.seeding import job_seed
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +47,24 @@ def test_every_case_has_cv_outputs_for_both_variants(run):
         assert scores[["cls_prob", "det_max", "fused"]].apply(lambda c: c.between(0, 1)).all().all()
         metrics = json.loads((run / f"results/evaluation/{variant}/metrics.json").read_text())
         assert metrics  # the report's numbers come from here; their content is tested in test_metrics
+
+
+def test_every_training_job_is_seeded_from_config_and_its_name(run):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    expected = {f"stage1/fold_{f}": job_seed(config["stage1"]["seed"], "stage1", f) for f in (0, 1)}
+    expected |= {f"stage2/{v}/fold_{f}/step{s}": job_seed(config["stage2"]["seed"], "stage2", v, f, s)
+                 for v in ("ce", "tversky") for f in (0, 1) for s in (1, 2, 3)}
+    recorded = {job: json.loads((run / "results" / job / "training_settings.json").read_text())["seeding"]
+                for job in expected}
+    assert recorded == {job: {"seed": seed, "deterministic": config["deterministic"]} for job, seed in expected.items()}
+
+
+def test_variants_are_compared_on_the_same_cases(run):
+    n_cases = len(pd.read_csv(run / "results/dataset/cases.tsv", sep="\t"))
+    comparison = pd.read_csv(run / "results/evaluation/comparison.tsv", sep="\t")
+    assert (comparison[["first", "second"]].drop_duplicates().values.tolist() == [["ce", "tversky"]])
+    assert sorted(comparison.metric.value_counts().items()) == [("ap", 2), ("auroc", 3)]
+    assert (comparison.n_cases == n_cases).all()
 
 
 def test_rerunning_one_fold_schedules_only_that_fold(run):
