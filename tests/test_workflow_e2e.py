@@ -46,6 +46,14 @@ def test_every_case_has_cv_outputs_for_both_variants(run):
         assert metrics  # the report's numbers come from here; their content is tested in test_metrics
 
 
+def test_provenance_names_every_training_job_and_case(run):
+    provenance = json.loads((run / "results/provenance.json").read_text())
+    training = provenance["devices"]["training"]
+    assert len(training["jobs"]) == 2 + 2 * 2 * 3  # stage 1: 2 folds; stage 2: 2 variants x 2 folds x 3 steps
+    assert training["devices"] and training["hosts"]
+    assert provenance["data"]["cases"] == len(pd.read_csv(run / "results/dataset/cases.tsv", sep="\t"))
+
+
 def test_rerunning_one_fold_schedules_only_that_fold(run):
     target = "results/stage1/fold_1/checkpoint_final.pth"
     dry = snakemake(run, "--dry-run", target, "--forcerun", "train_stage1")
