@@ -19,6 +19,7 @@ include: "workflow/rules/stage1.smk"
 include: "workflow/rules/stage2.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/provenance.smk"
 
 
 rule all:

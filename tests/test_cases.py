@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -291,3 +293,21 @@ def test_large_slices_are_read_in_several_slabs(tmp_path, monkeypatch):
     _overwrite_label(label, arr)
     write_sheet(tmp_path / "labels" / "clinical_information.xlsx", {"100040_00001": True})
     assert index_cases(**args).cases["pdac_voxels"].tolist() == [True]
+
+
+def test_each_files_size_and_digest_are_recorded(tmp_path):
+    index = index_cases(**make_dataset(tmp_path))
+    for row in index.cases.itertuples():
+        for role in ("image", "label"):
+            data = Path(getattr(row, role)).read_bytes()
+            assert getattr(row, f"{role}_bytes") == len(data)
+            assert getattr(row, f"{role}_sha256") == hashlib.sha256(data).hexdigest()
+    sheet = (tmp_path / "labels" / "clinical_information.xlsx").read_bytes()
+    assert index.summary["clinical_sheet"] == {"file": "clinical_information.xlsx", "bytes": len(sheet),
+                                               "sha256": hashlib.sha256(sheet).hexdigest()}
+    # tmp_path is no git clone: recorded, with git's reason, not raised
+    assert index.summary["labels_git"]["commit"] is None and index.summary["labels_git"]["reason"]
+    out = tmp_path / "out"
+    write_case_index(index, out / "cases.tsv", out / "excluded.tsv", out / "summary.json")
+    back = read_case_table(out / "cases.tsv")
+    assert back["label_sha256"].tolist() == index.cases["label_sha256"].tolist()

@@ -41,9 +41,12 @@ def _rendered_dom(html, tmp_path) -> str:
 def test_report_renders_in_a_browser_with_table4_and_roc(workflow_report, tmp_path):
     dom = _rendered_dom(workflow_report, tmp_path)
     text = re.sub(r"<[^>]+>", " ", dom)
-    for expected in ("Evaluation", "Stage 1", "Data"):
+    for expected in ("Evaluation", "Stage 1", "Data", "Provenance"):
         assert expected in text, f"category {expected} not rendered"
     assert "Table 4" in dom and "ROC" in dom
+    # The first page shows the provenance table.
+    provenance = json.loads((workflow_report.parent / "provenance.json").read_text())
+    assert provenance["config"]["sha256"] in dom and provenance["data"]["sha256"] in dom
 
 
 def test_table4_numbers_are_the_metrics_json_numbers(workflow_run):

@@ -67,6 +67,14 @@ def test_variants_are_compared_on_the_same_cases(run):
     assert (comparison.n_cases == n_cases).all()
 
 
+def test_provenance_names_every_training_job_and_case(run):
+    provenance = json.loads((run / "results/provenance.json").read_text())
+    training = provenance["devices"]["training"]
+    assert len(training["jobs"]) == 2 + 2 * 2 * 3  # stage 1: 2 folds; stage 2: 2 variants x 2 folds x 3 steps
+    assert training["devices"] and training["hosts"]
+    assert provenance["data"]["cases"] == len(pd.read_csv(run / "results/dataset/cases.tsv", sep="\t"))
+
+
 def test_rerunning_one_fold_schedules_only_that_fold(run):
     target = "results/stage1/fold_1/checkpoint_final.pth"
     dry = snakemake(run, "--dry-run", target, "--forcerun", "train_stage1")

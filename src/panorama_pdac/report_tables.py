@@ -45,3 +45,15 @@ def write_html_tables(title: str, sections: list[tuple[str, object]], path: str 
     parts = "\n".join(_section(h, c) for h, c in sections)
     write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{_STYLE}"
                f"</head><body><h1>{html.escape(title)}</h1>\n{parts}\n</body></html>\n", path)
+
+
+def write_html_fragment(sections: list[tuple[str, object]], path: str | os.PathLike, css_class: str) -> None:
+    """The sections as an HTML fragment (no page around it) whose style reaches only inside it: a report item
+    that the report's first page also embeds, without restyling that page. Long values (digests) wrap."""
+    style = (f".{css_class}{{font-family:sans-serif;font-size:13px}}"
+             f".{css_class} table{{border-collapse:collapse;margin-bottom:1em}}"
+             f".{css_class} th,.{css_class} td{{border:1px solid #bbb;padding:2px 6px;text-align:left;"
+             f"vertical-align:top;overflow-wrap:anywhere}}"
+             f".{css_class} th{{background:#eee}}.{css_class} p.note{{color:#555}}")
+    parts = "\n".join(_section(h, c) for h, c in sections)
+    write_text(f'<div class="{css_class}"><meta charset="utf-8"><style>{style}</style>\n{parts}\n</div>\n', path)

@@ -1,5 +1,6 @@
 # Shared definitions: the package path, data locations, wildcard constraints, resources and targets.
 import os
+import sys
 from pathlib import Path
 
 # Scripts import our package from src/ whether or not it was pip-installed (e.g. in --sdm conda envs).
@@ -8,6 +9,8 @@ SRC = str(Path(workflow.basedir) / "src")
 os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
+# This process too: the rules compute the code's and the labels' identity with the package (provenance.smk).
+sys.path.insert(0, SRC)
 
 SYNTHETIC_DIR = "results/synthetic"
 SYNTHETIC_SHEET = "{}/labels/clinical_information.{}".format(
@@ -147,6 +150,7 @@ def all_targets():
         "results/evaluation/comparison.html",
         "results/evaluation/training_curves.png",
         *expand("results/evaluation/{variant}/qa_montage.png", variant=VARIANTS),
+        "results/provenance.json",
     ]
 
 

@@ -59,6 +59,7 @@ rule train_stage1:
         checkpoint="results/stage1/fold_{fold}/checkpoint_final.pth",
         progress="results/stage1/fold_{fold}/progress.png",
         training_log="results/stage1/fold_{fold}/training_log.txt",
+        debug="results/stage1/fold_{fold}/debug.json",
     log:
         "results/logs/stage1/train_stage1_fold_{fold}.log",
     benchmark:

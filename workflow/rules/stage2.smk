@@ -58,6 +58,7 @@ rule train_stage2:
         checkpoint="results/stage2/{variant}/fold_{fold}/step{step}/checkpoint_final.pth",
         progress="results/stage2/{variant}/fold_{fold}/step{step}/progress.png",
         training_log="results/stage2/{variant}/fold_{fold}/step{step}/training_log.txt",
+        debug="results/stage2/{variant}/fold_{fold}/step{step}/debug.json",
     log:
         "results/logs/stage2/train_stage2_{variant}_fold_{fold}_step{step}.log",
     benchmark:
