@@ -1,16 +1,5 @@
-# Shared definitions: the package path, data locations, wildcard constraints, resources and targets.
-import os
-import sys
+# Shared definitions: data locations, wildcard constraints, resources and targets.
 from pathlib import Path
-
-# Scripts import our package from src/ whether or not it was pip-installed (e.g. in --sdm conda envs).
-# Every job, local or on a cluster node, re-reads this file, so the setting reaches them all.
-SRC = str(Path(workflow.basedir) / "src")
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
-)
-# This process too: the rules compute the code's and the labels' identity with the package (provenance.smk).
-sys.path.insert(0, SRC)
 
 SYNTHETIC_DIR = "results/synthetic"
 SYNTHETIC_SHEET = "{}/labels/clinical_information.{}".format(
@@ -103,25 +92,19 @@ def stage2_step_inputs(wildcards):
 
 def predict_inputs(wildcards):
     """The scans (every non-hidden file of predict_input: unusable ones are reported per case) and the models of
-    both stages. Checked here, so that only a run that asks for predictions needs predict_input.
+    both stages. Only a run that asks for predictions needs predict_input; once set, the Snakefile's config
+    check has made sure of the folder, its files and predict.variant.
     """
     folder, variant = config["predict_input"], config["predict"]["variant"]
-    if not folder or not Path(folder).is_dir():
+    if not folder:
         raise ValueError(
-            f"predict needs a folder of CT scans: --config predict_input=DIR "
-            f"(predict_input is '{folder}', not a folder)"
-        )
-    if variant not in VARIANTS:
-        raise ValueError(
-            f"predict.variant '{variant}' is not one of stage2.variants {VARIANTS}"
+            "predict needs a folder of CT scans: --config predict_input=DIR"
         )
     images = sorted(
         str(p)
         for p in Path(folder).iterdir()
         if p.is_file() and not p.name.startswith(".")
     )
-    if not images:
-        raise ValueError(f"predict_input {folder} holds no files")
     return {
         "images": images,
         "stage1_plans": "results/stage1/plans.json",
