@@ -5,16 +5,20 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
+from html import escape as html_escape
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
 from fixtures_data import (
     GOOD_CASES,
     OBLIQUE,
+    ct_array,
     label_array,
     make_dataset,
+    make_planted_dataset,
     volume,
     write_case,
     write_sheet,
@@ -22,7 +26,10 @@ from fixtures_data import (
 
 from panorama_pdac.cases import (
     CASE_COLUMNS,
+    REPORT_PROBLEMS,
+    data_summary_sections,
     index_cases,
+    ingestion_report,
     read_case_table,
     write_case_index,
 )
@@ -37,6 +44,10 @@ def _fails_naming(args: dict, *needles: str, **kwargs) -> str:
     for needle in needles:
         assert needle in message, f"{needle!r} not in:\n{message}"
     return message
+
+
+def _report(index) -> str:
+    return ingestion_report(index.summary, index.excluded, "results/dataset/excluded.tsv")
 
 
 def _overwrite_label(path, arr, **geometry) -> None:
@@ -83,13 +94,26 @@ def test_sheet_rows_without_image_are_counted_not_errors(tmp_path):
     assert index.problems == []
 
 
-def test_image_and_label_without_sheet_row_are_reported(tmp_path):
+def test_a_case_missing_from_the_sheet_follows_on_invalid(tmp_path):
+    # Its sheet-versus-voxel check cannot be made: an error, or (skip) an exclusion, never a silent pass.
     args = make_dataset(tmp_path)
     write_case(tmp_path, "100050_00001", pdac=True)
-    index = index_cases(**args)
+    _fails_naming(args, "100050_00001", args["clinical_path"], "no row for this case")
+    index = index_cases(**args, on_invalid="skip")
     assert index.summary["not_in_sheet"] == ["100050_00001"]
-    row = index.cases.set_index("case_id").loc["100050_00001"]
-    assert row["pdac_voxels"] and pd.isna(row["pdac_sheet"])
+    assert "100050_00001" not in set(index.cases["case_id"])
+    assert index.excluded.to_dict("records") == [
+        {"case_id": "100050_00001", "file": args["clinical_path"], "problem": index.problems[0].problem}]
+    assert "1 case with files but no clinical sheet row: 100050_00001" in _report(index)
+
+
+def test_an_empty_sheet_is_an_error_naming_it(tmp_path):
+    args = make_dataset(tmp_path)
+    write_sheet(Path(args["clinical_path"]), {})
+    for on_invalid in ("fail", "skip"):
+        with pytest.raises(DataError, match="header but no rows") as err:
+            index_cases(**args, on_invalid=on_invalid)
+        assert args["clinical_path"] in str(err.value)
 
 
 def test_image_without_label(tmp_path):
@@ -107,6 +131,7 @@ def test_label_without_image_is_listed_but_not_fatal(tmp_path):
     index = index_cases(**args)
     assert index.summary["labels_without_image"] == ["100040_00001"]
     assert "100040_00001" not in set(index.cases["case_id"])
+    assert "1 label without an image (their image batch not downloaded?): 100040_00001" in _report(index)
 
 
 @pytest.mark.parametrize("role", ["image", "label"])
@@ -217,7 +242,7 @@ def test_case_in_both_label_folders(tmp_path):
 
 
 def test_fail_lists_every_problem(tmp_path):
-    args = make_dataset(tmp_path)
+    args = make_dataset(tmp_path, extra_sheet_rows={"100040_00001": False, "100041_00001": False})
     a, _ = write_case(tmp_path, "100040_00001", pdac=False)
     _, b = write_case(tmp_path, "100041_00001", pdac=False)
     (tmp_path / "labels" / "automatic_labels" / "100040_00001.nii.gz").unlink()
@@ -229,7 +254,7 @@ def test_fail_lists_every_problem(tmp_path):
 
 
 def test_skip_mode_keeps_good_cases_and_writes_excluded(tmp_path):
-    args = make_dataset(tmp_path / "raw")
+    args = make_dataset(tmp_path / "raw", extra_sheet_rows={"100040_00001": False, "100041_00001": False})
     write_case(tmp_path / "raw", "100040_00001", pdac=False)
     _, label = write_case(tmp_path / "raw", "100041_00001", pdac=False)
     (tmp_path / "raw" / "labels" / "automatic_labels" / "100040_00001.nii.gz").unlink()
@@ -257,7 +282,7 @@ def test_skip_mode_with_nothing_left_says_so(tmp_path):
 def test_empty_or_missing_image_folder(tmp_path):
     args = make_dataset(tmp_path)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no .nii.gz images here"):
+    with pytest.raises(DataError, match="no images here .* it is empty"):
         index_cases(**{**args, "image_dirs": [str(tmp_path / "empty")]})
     with pytest.raises(DataError, match="no image folder matches"):
         index_cases(**{**args, "image_dirs": [str(tmp_path / "nowhere" / "*")]})
@@ -311,3 +336,138 @@ def test_each_files_size_and_digest_are_recorded(tmp_path):
     write_case_index(index, out / "cases.tsv", out / "excluded.tsv", out / "summary.json")
     back = read_case_table(out / "cases.tsv")
     assert back["label_sha256"].tolist() == index.cases["label_sha256"].tolist()
+
+
+@pytest.mark.parametrize("image_suffix, label_suffix", [(".nii", ".nii.gz"), (".mha", ".nii.gz"), (".mha", ".mha"),
+                                                        (".nii.gz", ".nii")])
+def test_uncompressed_nifti_and_metaimage_are_read(tmp_path, image_suffix, label_suffix):
+    # The challenge hands out .mha; an uncompressed .nii must not drop its case without a word.
+    args = make_dataset(tmp_path)
+    image, label = write_case(tmp_path, "100040_00001", pdac=True, image_suffix=image_suffix, label_suffix=label_suffix)
+    write_sheet(Path(args["clinical_path"]), {**{c: s["pdac"] for c, s in GOOD_CASES.items()}, "100040_00001": True})
+    index = index_cases(**args)
+    row = index.cases.set_index("case_id").loc["100040_00001"]
+    assert (row["image"], row["label"], row["pdac_voxels"]) == (str(image), str(label), True)
+    assert index.summary["image_formats"][image_suffix] >= 1
+
+
+@pytest.mark.parametrize("role", ["image", "label"])
+@pytest.mark.parametrize("suffix", [".nii", ".mha"])
+def test_a_truncated_uncompressed_file_is_caught(tmp_path, role, suffix):
+    args = make_dataset(tmp_path, extra_sheet_rows={"100040_00001": False})
+    image, label = write_case(tmp_path, "100040_00001", pdac=False, image_suffix=suffix, label_suffix=suffix,
+                              dtype=np.uint8)
+    path = image if role == "image" else label
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    message = _fails_naming(args, "1 problem(s)", "100040_00001", str(path))
+    assert "truncated or corrupt voxel data" in message or "unreadable or corrupt image header" in message
+
+
+@pytest.mark.parametrize("name, wording", [
+    ("100040_00001_0000.nrrd", "unsupported format (.nrrd)"),
+    ("100040_00001_0000.dcm", "unsupported format (.dcm)"),
+    ("100040_00001_0000.nii.bz2", "unsupported format (.nii.bz2)"),
+    ("100040_00001_0000.mhd", "unsupported format (.mhd)"),
+    ("100040_00001.zip", "an archive (.zip): unpack it"),
+    ("100040_00001_0001.nii.gz", "channel _0001: PANORAMA images are single-channel CT"),
+])
+def test_an_image_in_a_form_not_read_is_named(tmp_path, name, wording):
+    args = make_dataset(tmp_path)
+    image, _ = write_case(tmp_path, "100040_00001", pdac=False)
+    unusable = image.with_name(name)
+    (image.rename if "_0001" not in name else lambda p: shutil.copy(image, p))(unusable)
+    _fails_naming(args, "100040_00001", str(unusable), wording)
+    # skip: the case is left out whole and listed; nothing is dropped without a word
+    index = index_cases(**args, on_invalid="skip")
+    assert "100040_00001" not in set(index.cases["case_id"])
+    assert index.summary["labels_without_image"] == []
+    assert str(unusable) in set(index.excluded["file"]) and str(unusable) in _report(index)
+
+
+def test_dicom_without_a_suffix_is_named(tmp_path):
+    args = make_dataset(tmp_path)
+    dicom = tmp_path / "images" / "IM000001"
+    dicom.write_bytes(bytes(128) + b"DICM" + bytes(64))
+    _fails_naming(args, str(dicom), "unsupported format (DICOM)")
+
+
+def test_a_label_in_a_format_not_read_is_named(tmp_path):
+    args = make_dataset(tmp_path)
+    _, label = write_case(tmp_path, "100040_00001", pdac=False)
+    label.rename(label.with_name("100040_00001.nrrd"))
+    _fails_naming(args, "100040_00001", str(label.with_name("100040_00001.nrrd")), "labels are read from")
+
+
+def test_the_same_case_in_two_formats_is_a_duplicate(tmp_path):
+    args = make_dataset(tmp_path)
+    image, _ = write_case(tmp_path, "100040_00001", pdac=False)
+    sitk.WriteImage(volume(ct_array()), str(image.with_name("100040_00001_0000.mha")))
+    _fails_naming(args, "100040_00001", str(image), str(image.with_name("100040_00001_0000.mha")), "also in")
+
+
+def test_other_files_are_listed_as_ignored(tmp_path):
+    args = make_dataset(tmp_path)
+    notes = [tmp_path / "images" / "README.txt", tmp_path / "labels" / "manual_labels" / "checked.csv"]
+    for path in notes:
+        path.write_text("x")
+    (tmp_path / "images" / ".DS_Store").write_text("x")  # hidden: not data
+    index = index_cases(**args)
+    assert index.problems == []
+    assert index.summary["ignored_files"] == [str(p) for p in sorted(notes)]
+    assert "2 other files in the data folders ignored (not image data)" in _report(index)
+
+
+def test_images_only_in_subfolders_are_pointed_to(tmp_path):
+    args = make_dataset(tmp_path)
+    (tmp_path / "images").rename(tmp_path / "batch1")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "batch1").rename(tmp_path / "images" / "batch1")
+    with pytest.raises(DataError, match=r"subfolders batch1/ hold images: list them, or use the glob .*images/\*"):
+        index_cases(**args)
+
+
+def test_report_shows_the_first_problems_and_where_the_rest_are(tmp_path):
+    args = make_dataset(tmp_path)
+    for i in range(REPORT_PROBLEMS + 3):
+        (tmp_path / "images" / f"scan{i:02d}_0000.nii.gz").write_bytes(b"x")
+    report = _report(index_cases(**args, on_invalid="skip"))
+    assert f"{REPORT_PROBLEMS + 3} files without a case id unusable" in report
+    assert "scan00_0000.nii.gz" in report and f"scan{REPORT_PROBLEMS + 2}_0000.nii.gz" not in report
+    assert "... and 3 more in results/dataset/excluded.tsv" in report
+
+
+def test_planted_defects_in_skip_mode_are_all_listed_and_agree(tmp_path):
+    """One case (or file) per DATA.md defect and per unusable file: skip keeps exactly the good cases; the
+    terminal report, excluded.tsv and the report's data page name every exclusion, and agree."""
+    from panorama_pdac.io import read_json, read_tsv
+    from panorama_pdac.report_tables import write_html_tables
+
+    args, expected = make_planted_dataset(tmp_path / "raw")
+    index = index_cases(**args, on_invalid="skip")
+    assert sorted(index.cases["case_id"]) == expected["used"]
+    out = tmp_path / "dataset"
+    write_case_index(index, out / "cases.tsv", out / "excluded.tsv", out / "summary.json")
+    excluded = read_tsv(out / "excluded.tsv", dtype=str)
+    named = {(c, f) for c, f in zip(excluded["case_id"], excluded["file"]) if isinstance(c, str)}
+    assert named == set(expected["excluded"].items())
+    assert sorted(excluded.loc[excluded["case_id"].isna(), "file"]) == sorted(expected["unparsed"])
+    summary = read_json(out / "summary.json")
+    for key in ("labels_without_image", "not_in_sheet"):
+        assert summary[key] == expected[key]
+    assert summary["ignored_files"] == expected["ignored"]
+    assert summary["sheet_rows_without_image"] == expected["sheet_rows_without_image"]
+
+    report = ingestion_report(summary, excluded, out / "excluded.tsv")
+    page = out / "data_summary.html"
+    write_html_tables("data", data_summary_sections(summary, excluded, out / "excluded.tsv"), page)
+    html = page.read_text()
+    for row in excluded.itertuples():
+        line = f"{row.case_id if isinstance(row.case_id, str) else '(no case id)'}: {row.file}: {row.problem}"
+        assert line in report
+        assert f"<td>{row.file}</td>" in html and html_escape(row.problem, quote=False) in html
+    assert f"{len(expected['excluded'])} cases excluded, 2 files without a case id unusable" in report
+    assert str(out / "excluded.tsv") in report
+    for case_id in expected["labels_without_image"] + expected["not_in_sheet"]:
+        assert case_id in report and case_id in html
+    assert expected["ignored"][0] in report and expected["ignored"][0] in html
+    assert "images: 16 .nii.gz, 1 .nii, 1 .mha" in report

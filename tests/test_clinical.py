@@ -33,6 +33,15 @@ def test_semicolon_csv_and_missing_optional_columns(tmp_path):
     assert table["scanner"].isna().all()
 
 
+@pytest.mark.parametrize("name", ["clinical_information.xlsx", "clinical_information.csv"])
+def test_a_sheet_with_a_header_and_no_rows_is_an_error(tmp_path, name):
+    # Accepted, it would leave every case without its row and the sheet-versus-voxel check without a case.
+    path = write_sheet(tmp_path / name, {})
+    with pytest.raises(DataError, match="header but no rows") as err:
+        read_clinical(path)
+    assert str(path) in str(err.value)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="clinical sheet not found") as err:
         read_clinical(tmp_path / "nope.xlsx")

@@ -25,6 +25,24 @@ def test_a_data_error_is_one_sentence_on_the_terminal_and_the_traceback_goes_to_
     assert "working" in log.read_text() and "label values outside 0-6" in log.read_text()
 
 
+def test_what_main_returns_reaches_the_terminal_and_the_log(tmp_path):
+    log = tmp_path / "job.log"
+    script = textwrap.dedent(f"""
+        from types import SimpleNamespace
+        from panorama_pdac.jobs import run_job
+
+        def main(smk):
+            print("checked 3/3 cases")
+            return "3 cases used\\n1 case excluded"
+
+        run_job(SimpleNamespace(log=[{str(log)!r}], rule="index_cases"), main)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stderr == f"rule index_cases: 3 cases used\n1 case excluded\n(log: {log})\n"
+    assert log.read_text() == "checked 3/3 cases\n3 cases used\n1 case excluded\n"
+
+
 def test_a_job_stopped_by_sigterm_leaves_every_threads_stack_in_its_log(tmp_path):
     log = tmp_path / "job.log"
     script = textwrap.dedent(f"""

@@ -10,9 +10,11 @@ REPO = Path(__file__).resolve().parents[1]
 E2E_CONFIG = REPO / "tests" / "e2e" / "config.yaml"
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800,
+              overlays: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+    """`overlays`: config files loaded after the end-to-end test's (--configfile takes them all at once)."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(REPO / "config" / "config.yaml"), str(E2E_CONFIG), *args]
+           "--configfile", str(REPO / "config" / "config.yaml"), str(E2E_CONFIG), *map(str, overlays), *args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and out.returncode:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-6000:]}")

@@ -1,5 +1,8 @@
 """Find, pair and validate the raw cases: image folders + label repository + clinical sheet -> case table.
 
+Every file in the data folders is accounted for (layout.classify): an image or label read here, a file that
+holds image data in a form not read (a problem like any other), or an ignored file, listed in the summary.
+
 Every problem DATA.md lists is detected and named (case, file, what is wrong), all of them in one pass:
 with on_invalid="fail" they are raised together, with "skip" the bad cases are left out and listed in
 the excluded table. Label voxels are the case truth (PDAC iff a voxel == 1, METHOD.md §1); the sheet
@@ -15,9 +18,7 @@ Axis order: sizes and spacings are (x, y, z) as SimpleITK reports them; slab arr
 
 from __future__ import annotations
 
-import glob
 import os
-import re
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -34,10 +35,17 @@ from .errors import ConfigError, DataError, PanoramaError
 from .identity import file_digest, git_state
 from .io import read_image_header, read_tsv, write_json, write_tsv
 from .labels import LESION, MAX_LABEL, invalid_values
+from .layout import (
+    EXPECTED,
+    IMAGE_SUFFIXES,
+    LABEL_FOLDERS,
+    RawFile,
+    classify,
+    folder_files,
+    image_folders,
+    label_folders,
+)
 
-IMAGE_NAME = re.compile(r"^(\d{6}_\d{5})_0000\.nii\.gz$")
-LABEL_NAME = re.compile(r"^(\d{6}_\d{5})\.nii\.gz$")
-LABEL_FOLDERS = {"manual": "manual_labels", "automatic": "automatic_labels"}
 SLAB_VOXELS = 8 * 1024**2  # voxels read at once: 64 MiB of float64, the widest label type seen
 # Far below any real mismatch (smallest voxel 0.37 mm; oblique directions are 0.01 off identity),
 # far above the float32 rounding of NIfTI headers written by different tools.
@@ -46,6 +54,7 @@ CASE_COLUMNS = ["case_id", "patient_id", "study_id", "image", "label", "label_so
                 "pdac_sheet", "size", "spacing", "image_bytes", "image_sha256", "label_bytes", "label_sha256"]
 EXCLUDED_COLUMNS = ["case_id", "file", "problem"]
 _SHOWN = 5  # offending values quoted in a message
+REPORT_PROBLEMS = 20  # problems the ingestion report shows; excluded.tsv holds them all
 
 
 @dataclass(frozen=True)
@@ -76,55 +85,60 @@ class _Pair:
     label_source: str
 
 
-def _image_folders(image_dirs: str | Sequence[str]) -> list[Path]:
-    """Expand folders and glob patterns; each entry must reach at least one image."""
-    folders: dict[Path, Path] = {}
-    for entry in [image_dirs] if isinstance(image_dirs, str) else image_dirs:
-        matched = [Path(m) for m in sorted(glob.glob(os.path.expanduser(entry))) if Path(m).is_dir()]
+def _scan(folder: Path, role: str) -> list[RawFile]:
+    return [classify(p, role) for p in folder_files(folder)]
+
+
+def _no_images(entry: str, scanned: list[list[RawFile]], matched: list[Path]) -> str:
+    """Why an image folder entry reaches no image, with what it does hold."""
+    holding = sorted(f"{d.name}/" for f in matched for d in f.iterdir() if d.is_dir() and not d.name.startswith(".")
+                     and any(r.kind == "image" for r in _scan(d, "image")))
+    if holding:
+        hint = (f"; its subfolders {', '.join(holding[:_SHOWN])} hold images: list them, or use the glob "
+                f"{entry.rstrip('/')}/*")
+    elif files := [r.path.name for rs in scanned for r in rs]:
+        hint = f"; it holds {len(files)} other file(s), e.g. {', '.join(files[:_SHOWN])}"
+    else:
+        hint = "; it is empty"
+    return f"no images here (expected {EXPECTED['image']}){hint}"
+
+
+def _find_files(image_dirs, labels_dir) -> tuple[dict, dict, list[Problem], list[Path], list[Path]]:
+    """Image and label paths by case id (lists: more than one is a problem), problems with files (names that
+    do not parse, unsupported formats, archives, second channels), the image folders, and ignored files."""
+    images, labels, problems, ignored = defaultdict(list), defaultdict(list), [], []
+
+    def sort(found: list[RawFile], into: defaultdict, source: str | None = None) -> None:
+        for f in found:
+            if f.kind == "problem":
+                problems.append(Problem(f.case_id, str(f.path), f.problem))
+            elif f.kind == "ignored":
+                ignored.append(f.path)
+            else:
+                into[f.case_id].append(f.path if source is None else (source, f.path))
+
+    # A folder reached twice (a glob and one of its members) is read once: it holds no duplicated cases.
+    scans: dict[Path, tuple[Path, list[RawFile]]] = {}
+    for entry, matched in image_folders(image_dirs).items():
         if not matched:
             raise DataError(entry, "no image folder matches this path")
-        if not any(glob.glob(str(f / "*.nii.gz")) for f in matched):
-            raise DataError(entry, "no .nii.gz images here (expected <patient>_<study>_0000.nii.gz files)")
-        # A folder reached twice (a glob and one of its members) holds no duplicated cases.
         for f in matched:
-            folders.setdefault(f.resolve(), f)
-    return list(folders.values())
-
-
-def _scan_folder(folder: Path, name: re.Pattern, expected: str) -> tuple[dict[str, Path], list[Problem]]:
-    # glob.glob skips dotfiles, e.g. the ._* copies macOS leaves in unpacked archives.
-    found, problems = {}, []
-    for path in map(Path, sorted(glob.glob(str(folder / "*.nii.gz")))):
-        m = name.match(path.name)
-        if m:
-            found[m[1]] = path
-        else:
-            problems.append(Problem(None, str(path), f"file name does not parse as {expected}"))
-    return found, problems
-
-
-def _find_files(image_dirs, labels_dir) -> tuple[dict, dict, list[Problem], list[Path]]:
-    """Image and label paths by case id (lists: more than one is a problem) and naming problems."""
-    images, labels, problems = defaultdict(list), defaultdict(list), []
-    folders = _image_folders(image_dirs)
-    for folder in folders:
-        found, bad = _scan_folder(folder, IMAGE_NAME, "<6-digit patient>_<5-digit study>_0000.nii.gz")
-        for case_id, path in found.items():
-            images[case_id].append(path)
-        problems += bad
-    labels_dir = Path(labels_dir)
-    present = {src: labels_dir / sub for src, sub in LABEL_FOLDERS.items() if (labels_dir / sub).is_dir()}
+            scans.setdefault(f.resolve(), (f, _scan(f, "image")))
+        scanned = [scans[f.resolve()][1] for f in matched]
+        if not any(r.kind == "image" for rs in scanned for r in rs):
+            raise DataError(entry, _no_images(entry, scanned, matched))
+    for _, found in scans.values():
+        sort(found, images)
+    present = label_folders(labels_dir)
     if not present:
         raise DataError(labels_dir, f"neither {' nor '.join(LABEL_FOLDERS.values())} found here "
                                     "(expected a copy of the panorama_labels repository)")
     for source, folder in present.items():
-        found, bad = _scan_folder(folder, LABEL_NAME, "<6-digit patient>_<5-digit study>.nii.gz")
-        for case_id, path in found.items():
-            labels[case_id].append((source, path))
-        problems += bad
+        sort(_scan(folder, "label"), labels, source)
     if not labels:
-        raise DataError(labels_dir, f"no label files in {' or '.join(LABEL_FOLDERS.values())}")
-    return images, labels, problems, folders
+        raise DataError(labels_dir, f"no label files in {' or '.join(LABEL_FOLDERS.values())} "
+                                    f"(expected {EXPECTED['label']})")
+    return images, labels, problems, [f for f, _ in scans.values()], ignored
 
 
 def _pair(images: dict, labels: dict) -> tuple[list[_Pair], list[Problem], list[str]]:
@@ -139,13 +153,20 @@ def _pair(images: dict, labels: dict) -> tuple[list[_Pair], list[Problem], list[
             problems.append(Problem(case_id, str(lbls[0][1]), f"label is also in {lbls[1][1]}: "
                                     "manual_labels and automatic_labels must be disjoint"))
         if imgs and not lbls:
-            problems.append(Problem(case_id, str(imgs[0]), f"image without a label ({case_id}.nii.gz in "
-                                    f"{' or '.join(LABEL_FOLDERS.values())})"))
+            problems.append(Problem(case_id, str(imgs[0]), f"image without a label ({case_id}{IMAGE_SUFFIXES[0]}, "
+                                    f"or {', '.join(IMAGE_SUFFIXES[1:])}, in {' or '.join(LABEL_FOLDERS.values())})"))
         if lbls and not imgs:
             label_only.append(case_id)
         if len(imgs) == 1 and len(lbls) == 1:
             pairs.append(_Pair(case_id, imgs[0], lbls[0][1], lbls[0][0]))
     return pairs, problems, label_only
+
+
+def _not_in_sheet(pairs: list[_Pair], sheet: pd.DataFrame, clinical_path) -> list[Problem]:
+    """A case with both files but no sheet row: its sheet-versus-voxel check cannot be made."""
+    return [Problem(p.case_id, str(clinical_path), "no row for this case, which has an image and a label: its "
+                                                    "lesion voxels cannot be checked against the sheet's PDAC label")
+            for p in pairs if p.case_id not in sheet.index]
 
 
 def _slabs(reader: sitk.ImageFileReader, case_id: str) -> Iterator[np.ndarray]:
@@ -270,13 +291,15 @@ def _check_pairs(pairs: list[_Pair], sheet: pd.DataFrame, threads: int) -> list[
 
 
 def _summary(cases: pd.DataFrame, problems: list[Problem], sheet: pd.DataFrame, images: dict, labels: dict,
-             label_only: list[str], folders: list[Path], on_invalid: str) -> dict:
+             label_only: list[str], folders: list[Path], ignored: list[Path], on_invalid: str) -> dict:
     found = images.keys() | labels.keys()
     manual_non_pdac = cases[(cases["label_source"] == "manual") & cases["pdac_sheet"].eq(False).fillna(False)]
+    image_paths = [p for paths in images.values() for p in paths]
     return {
         "on_invalid": on_invalid,
         "image_folders": [str(f) for f in folders],
-        "image_files": sum(len(v) for v in images.values()),
+        "image_files": len(image_paths),
+        "image_formats": {s: n for s in IMAGE_SUFFIXES if (n := sum(p.name.lower().endswith(s) for p in image_paths))},
         "label_files": sum(len(v) for v in labels.values()),
         "cases": len(cases),
         "patients": int(cases["patient_id"].nunique()),
@@ -291,6 +314,7 @@ def _summary(cases: pd.DataFrame, problems: list[Problem], sheet: pd.DataFrame, 
         "sheet_rows_without_image": int((~sheet.index.isin(list(images))).sum()),
         "labels_without_image": label_only,
         "not_in_sheet": sorted(found - set(sheet.index)),
+        "ignored_files": [str(p) for p in ignored],
         # Manual labels are mostly of PDAC cases; these are the sheet's exceptions, with the voxel truth.
         "manual_labels_sheet_non_pdac": dict(zip(manual_non_pdac["case_id"], manual_non_pdac["pdac_voxels"].tolist())),
     }
@@ -305,17 +329,21 @@ def index_cases(
 ) -> CaseIndex:
     """Pair every image with its label and sheet row, validate both files, and build the case table.
 
-    `image_dirs`: folders or glob patterns of folders holding `<patient>_<study>_0000.nii.gz`;
-    `labels_dir`: holds manual_labels/ and automatic_labels/. Raises PanoramaError listing every problem
-    (on_invalid="fail"), or drops the cases that have one (on_invalid="skip"); DataError for a missing
-    or empty folder or a bad clinical sheet, which no skipping can get round.
+    `image_dirs`: folders or glob patterns of folders holding `<patient>_<study>_0000` images (.nii.gz, .nii or
+    .mha); `labels_dir`: holds manual_labels/ and automatic_labels/. Every other file there is accounted for
+    (layout.classify): one that looks like image data but is not read is a problem, anything else is listed as
+    ignored. Raises PanoramaError listing every problem (on_invalid="fail"), or drops the cases that have one
+    (on_invalid="skip"); DataError for a missing or empty folder or a bad clinical sheet, which no skipping can
+    get round.
     """
     if on_invalid not in ("fail", "skip"):
         raise ConfigError(f"on_invalid must be 'fail' or 'skip', not {on_invalid!r}")
     sheet = read_clinical(clinical_path)
-    images, labels, problems, folders = _find_files(image_dirs, labels_dir)
+    images, labels, problems, folders, ignored = _find_files(image_dirs, labels_dir)
     pairs, pair_problems, label_only = _pair(images, labels)
-    problems += pair_problems
+    problems += pair_problems + _not_in_sheet(pairs, sheet, clinical_path)
+    # A label whose image is there but unusable (another format, a second channel) is accounted for by that problem.
+    label_only = [c for c in label_only if c not in {p.case_id for p in problems}]
     print(f"{len(images)} cases with images, {len(labels)} with labels, {len(label_only)} labels without image "
           f"(not downloaded?); checking {len(pairs)} pairs with {threads} thread(s)", flush=True)
     rows = []
@@ -323,21 +351,85 @@ def index_cases(
         problems += case_problems
         if row is not None:
             rows.append(row)
+    # By case, then the files that name none; each case's problems in the order they were found.
+    problems.sort(key=lambda p: (p.case_id is None, p.case_id or ""))
     if problems and on_invalid == "fail":
         raise PanoramaError(f"{len(problems)} problem(s) in the input data (data.on_invalid: skip goes on "
                             "without these cases):\n" + "\n".join(f"  {p}" for p in problems))
-    # Cases with a problem have no row: what remains is exactly the valid cases.
+    # A case with any problem (its files', its sheet row's, or an unusable file of its own) is left out whole.
+    excluded_ids = {p.case_id for p in problems}
+    rows = [r for r in rows if r["case_id"] not in excluded_ids]
     cases = pd.DataFrame(rows, columns=CASE_COLUMNS).astype({"pdac_voxels": bool, "pdac_sheet": "boolean"})
     if cases.empty:
         raise PanoramaError(f"no valid case: none of the {len(images)} images has a matching, valid label"
                             + (f" ({len(problems)} problems, e.g. {problems[0]})" if problems else ""))
     excluded = pd.DataFrame([vars(p) for p in problems], columns=EXCLUDED_COLUMNS)
-    summary = _summary(cases, problems, sheet, images, labels, label_only, folders, on_invalid)
+    summary = _summary(cases, problems, sheet, images, labels, label_only, folders, ignored, on_invalid)
     # What was read, beside the per-file digests of the table: the labels clone can move after this run.
     sheet_bytes, sheet_sha256 = file_digest(clinical_path)
     summary.update(clinical_sheet={"file": Path(clinical_path).name, "bytes": sheet_bytes, "sha256": sheet_sha256},
                    labels_git=git_state(labels_dir, own_repository=True))
     return CaseIndex(cases, excluded, problems, summary)
+
+
+def _ids(values: Sequence, shown: int = _SHOWN) -> str:
+    values = [str(v) for v in values]
+    return ", ".join(values[:shown]) + (f" and {len(values) - shown} more" if len(values) > shown else "")
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def ingestion_report(summary: dict, excluded: pd.DataFrame, excluded_tsv: str | os.PathLike,
+                     shown: int = REPORT_PROBLEMS) -> str:
+    """What a person reads after ingestion (the terminal and the job log): the cases used and excluded, with
+    the first `shown` problems, and every other count DATA.md asks for. `excluded` is the excluded table."""
+    lines = [f"Ingestion (data.on_invalid: {summary['on_invalid']}): {_plural(summary['cases'], 'case')} used, "
+             f"{_plural(summary['patients'], 'patient')}, {summary['pdac_cases']} PDAC and "
+             f"{summary['non_pdac_cases']} non-PDAC; images: "
+             + ", ".join(f"{n} {s}" for s, n in summary.get("image_formats", {}).items())]
+    if len(excluded):
+        lines.append(f"{_plural(summary['excluded_cases'], 'case')} excluded, "
+                     f"{_plural(summary['unparsed_files'], 'file')} without a case id unusable "
+                     f"({_plural(len(excluded), 'problem')}, every one in {excluded_tsv}):")
+        lines += [f"  {Problem(r.case_id if isinstance(r.case_id, str) else None, r.file, r.problem)}"
+                  for r in excluded.head(shown).itertuples()]
+        if len(excluded) > shown:
+            lines.append(f"  ... and {len(excluded) - shown} more in {excluded_tsv}")
+    else:
+        lines.append(f"no case excluded ({excluded_tsv} is empty)")
+    label_only = summary["labels_without_image"]
+    lines.append(f"{_plural(len(label_only), 'label')} without an image"
+                 + (f" (their image batch not downloaded?): {_ids(label_only)}" if label_only else ""))
+    lines.append(f"{_plural(summary['sheet_rows_without_image'], 'clinical sheet row')} without an image "
+                 f"(of {summary['sheet_rows']})")
+    not_in_sheet = summary["not_in_sheet"]
+    lines.append(f"{_plural(len(not_in_sheet), 'case')} with files but no clinical sheet row"
+                 + (f": {_ids(not_in_sheet)}" if not_in_sheet else ""))
+    if ignored := summary.get("ignored_files", []):
+        lines.append(f"{_plural(len(ignored), 'other file')} in the data folders ignored (not image data): "
+                     + _ids(ignored))
+    return "\n".join(lines)
+
+
+# Lists of the summary shown in full on the report's data page, each under its own heading.
+_LISTED = {"labels_without_image": "Labels without an image (their image batch not downloaded?)",
+           "not_in_sheet": "Cases with files but no clinical sheet row",
+           "ignored_files": "Other files in the data folders, ignored (not image data)"}
+
+
+def data_summary_sections(summary: dict, excluded: pd.DataFrame, excluded_tsv: str | os.PathLike) -> list:
+    """The ingestion's part of the report's data page: the counts, then every exclusion and every listed
+    case or file (report_tables.write_html_tables sections)."""
+    counts = {k: v for k, v in summary.items() if k not in _LISTED}
+    sections = [("Ingestion", counts),
+                (f"Excluded: {_plural(summary['excluded_cases'], 'case')}, "
+                 f"{_plural(summary['unparsed_files'], 'file')} without a case id ({excluded_tsv})", excluded)]
+    for key, heading in _LISTED.items():
+        values = summary.get(key, [])
+        sections.append((f"{heading}: {len(values)}", ", ".join(map(str, values)) or "none"))
+    return sections
 
 
 def write_case_index(index: CaseIndex, cases_tsv, excluded_tsv, summary_json) -> None:

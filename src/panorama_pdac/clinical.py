@@ -56,7 +56,7 @@ def read_clinical(path: str | os.PathLike) -> pd.DataFrame:
     Returns a DataFrame indexed by case id (`100433_00001`) with columns patient_id (`100433`),
     study_id (`00001`), pdac_sheet (bool), age (years, nullable int), sex, scanner.
     Raises DataError (naming the file) if the sheet is missing or unreadable, lacks a required column,
-    or has rows whose study id does not parse, whose patient id disagrees with the study id, whose
+    has no rows, or has rows whose study id does not parse, whose patient id disagrees with the study id, whose
     label is not PDAC/non-PDAC, or whose study id repeats.
     """
     path = Path(path)
@@ -67,6 +67,10 @@ def read_clinical(path: str | os.PathLike) -> pd.DataFrame:
     missing = [c for c in _REQUIRED if c not in raw.columns]
     if missing:
         raise DataError(path, f"missing required column(s) {', '.join(missing)} (found: {', '.join(raw.columns)})")
+    if raw.empty:
+        # Every case would then lack its row, and the sheet-versus-voxel check would have nothing to check.
+        raise DataError(path, "the clinical sheet has a header but no rows (expected one row per study: "
+                              f"{', '.join(_REQUIRED)}, ...)")
 
     # Optional columns absent from the sheet become empty; "string" keeps missing cells as <NA>.
     table = raw.reindex(columns=list(_COLUMNS)).rename(columns=_COLUMNS).astype("string")

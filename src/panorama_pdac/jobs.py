@@ -2,8 +2,11 @@
 
 Scripts stay thin: `run_job(snakemake, main)` sends everything the job prints (ours, nnU-Net's, C
 libraries') to the rule's log, and turns a PanoramaError into one sentence on the terminal instead of a
-traceback. A job stopped by SIGTERM (SLURM at its time limit, scancel, Snakemake shutting down) first
-writes the stack of every thread to its log, so that a job that hangs says where.
+traceback. What a person must read after a job that succeeded (the ingestion's summary: cases used and
+excluded) is what `main` returns: a text that goes to the log and to the terminal, Snakemake's console for a
+local job (a cluster job's own output file under SLURM). A job stopped by SIGTERM (SLURM at its time limit,
+scancel, Snakemake shutting down) first writes the stack of every thread to its log, so that a job that hangs
+says where.
 Scripts call it under `if __name__ == "__main__":`, because nnU-Net spawns worker processes that re-import
 the script file, where Snakemake's `snakemake` object does not exist.
 """
@@ -42,8 +45,9 @@ def _fd_redirect(log_path: str):
             os.close(saved[1])
 
 
-def run_job(snakemake, main: Callable) -> None:
-    """Run `main(snakemake)` with output to the rule's first log file (if any)."""
+def run_job(snakemake, main: Callable[..., str | None]) -> None:
+    """Run `main(snakemake)` with output to the rule's first log file (if any); a text it returns is printed
+    to the log and to the terminal."""
     log = snakemake.log[0] if len(snakemake.log) else None
     ctx = _fd_redirect(log) if log else contextlib.nullcontext(sys.stderr)
     # Writes to whatever fd 2 is when the signal comes: the log during main, the job's stderr after it
@@ -51,7 +55,12 @@ def run_job(snakemake, main: Callable) -> None:
     faulthandler.register(signal.SIGTERM, file=sys.stderr, all_threads=True, chain=True)
     with ctx as terminal:
         try:
-            main(snakemake)
+            told = main(snakemake)
+            if told:
+                if log:
+                    print(told, flush=True)
+                print(f"rule {snakemake.rule}: {told}" + (f"\n(log: {log})" if log else ""), file=terminal)
+                terminal.flush()
         except PanoramaError as e:
             print(f"ERROR: {e}", file=sys.stderr)
             print(f"ERROR in rule {snakemake.rule}: {e}" + (f" (log: {log})" if log else ""), file=terminal)

@@ -30,11 +30,11 @@ from .errors import DataError, PanoramaError
 from .evaluation import detect_lesions
 from .geometry import crop_to_roi, roi_from_mask
 from .io import read_image, read_image_header, write_image, write_json
+from .layout import IMAGE_SUFFIXES
 from .scores import fuse
 from .stage1 import low_resolution_image
 from .stage2 import predict_crop
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha")
 CHANNEL_SUFFIX = "_0000"  # nnU-Net's channel tag, as in the raw data's <case>_0000.nii.gz
 DETECTION_MAP = "pdac-detection-map.mha"
 LIKELIHOOD = "pdac-likelihood.json"

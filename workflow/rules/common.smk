@@ -1,6 +1,8 @@
 # Shared definitions: data locations, wildcard constraints, resources and targets.
 from pathlib import Path
 
+from panorama_pdac.layout import files_signature, label_folders, raw_folders
+
 SYNTHETIC_DIR = "results/synthetic"
 SYNTHETIC_SHEET = "{}/labels/clinical_information.{}".format(
     SYNTHETIC_DIR, config["synthetic"]["sheet_format"]
@@ -32,11 +34,44 @@ def raw_data():
 
 
 def index_inputs(wildcards):
-    """The clinical sheet, plus the painted images when the workflow makes them."""
-    inputs = {"clinical": raw_data()["clinical"]}
-    if config["synthetic"]["enabled"] and config["synthetic"]["mode"] == "painted":
-        inputs["painted"] = f"{PAINTED_DIR}.tsv"
-    return inputs
+    """The clinical sheet and the manifest of the files in the data folders (list_raw_files)."""
+    return {
+        "clinical": raw_data()["clinical"],
+        "raw_files": "results/dataset/raw_files.tsv",
+    }
+
+
+def raw_files_inputs(wildcards):
+    """Nothing for a user's data; the demo data's maker, a checkpoint: its files are listed after it ran, so
+    that the first run records the same manifest signature as every later run."""
+    syn = config["synthetic"]
+    if not syn["enabled"]:
+        return {}
+    if syn["mode"] == "painted":
+        return {"made": checkpoints.paint_label_images.get().output[0]}
+    return {"made": checkpoints.generate_synthetic_data.get().output[0]}
+
+
+def raw_data_folders(wildcards):
+    """The image and label folders. Evaluated with the job, so after the demo data's checkpoint has run."""
+    return raw_folders(raw_data()["images"], raw_data()["labels"])
+
+
+def raw_files_signature(wildcards):
+    """Path, size and time of every file in the data folders, as one digest: a param of list_raw_files,
+    so that a file added, removed or replaced there (by an older one too) reruns it and the ingestion.
+    (A param function that takes `input` would be left out of Snakemake's params trigger.)
+    """
+    return files_signature(raw_data_folders(wildcards))
+
+
+def painted_labels_signature(wildcards):
+    """The label files the painted demo paints, as one digest: a param of paint_label_images, so that a label
+    added or changed in the clone is painted (the others are kept: per-case signatures).
+    """
+    return files_signature(
+        list(label_folders(config["synthetic"]["painted_labels"]).values())
+    )
 
 
 def job_resources(family):

@@ -1,7 +1,8 @@
-# Raw data: the demo data set, the validated case table and the patient-grouped folds.
+# Raw data: the demo data set, the manifest of the raw files, the validated case table and the
+# patient-grouped folds. The demo data are made by checkpoints, so that the manifest lists them after they ran.
 
 
-rule generate_synthetic_data:
+checkpoint generate_synthetic_data:
     output:
         clinical=SYNTHETIC_SHEET,
     log:
@@ -20,7 +21,7 @@ rule generate_synthetic_data:
         "../scripts/generate_synthetic_data.py"
 
 
-rule paint_label_images:
+checkpoint paint_label_images:
     output:
         manifest=f"{PAINTED_DIR}.tsv",
     log:
@@ -34,9 +35,27 @@ rule paint_label_images:
         **job_resources("light"),
     params:
         labels=config["synthetic"]["painted_labels"],
+        label_files=painted_labels_signature,
         seed=config["synthetic"]["seed"],
     script:
         "../scripts/paint_label_images.py"
+
+
+rule list_raw_files:
+    input:
+        unpack(raw_files_inputs),
+    output:
+        manifest="results/dataset/raw_files.tsv",
+    log:
+        "results/logs/list_raw_files.log",
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    params:
+        folders=raw_data_folders,
+        signature=raw_files_signature,
+    script:
+        "../scripts/list_raw_files.py"
 
 
 rule index_cases:

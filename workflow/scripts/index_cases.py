@@ -1,4 +1,4 @@
-from panorama_pdac.cases import index_cases, write_case_index
+from panorama_pdac.cases import ingestion_report, index_cases, write_case_index
 from panorama_pdac.jobs import run_job
 
 
@@ -11,6 +11,7 @@ def main(smk):
         threads=smk.threads,
     )
     write_case_index(index, smk.output.cases, smk.output.excluded, smk.output.summary)
+    return ingestion_report(index.summary, index.excluded, smk.output.excluded)
 
 
 if __name__ == "__main__":
