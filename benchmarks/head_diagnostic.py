@@ -44,7 +44,9 @@ from panorama_pdac.stage1 import FILE_ENDING
 from panorama_pdac.stage2 import CASE_LABELS, raw_dataset_dir
 
 TOP_WINDOWS = 3  # top-k mean of window probabilities: between max (one window) and mean (all)
-TOP_CELLS = 20  # a demo lesion covers roughly 10-40 coarsest-stage cells summed over the windows holding it
+# Top-k mean of cell probabilities: a demo lesion touches 140-370 coarsest-stage cells summed over the windows
+# holding it (measured), so 20 averages over a lesion's strongest cells rather than over one outlier.
+TOP_CELLS = 20
 PROBE_C = 1.0  # inverse L2 strength of the probes, on standardised features
 # Training rows per probe: beyond this, negative rows are subsampled (all positives kept; the class weights
 # are balanced anyway). Real-anatomy folds hold ~10^6 coarsest-stage cells.
