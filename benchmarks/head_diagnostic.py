@@ -65,6 +65,7 @@ class CaseWindows:
     cells: np.ndarray  # (W * N, C) coarsest stage, one row per cell
     window_lesion: np.ndarray  # (W,) bool: the window holds a lesion voxel
     cell_lesion: np.ndarray  # (W * N,) bool: the cell's block of voxels holds a lesion voxel
+    cell_pancreas: np.ndarray  # (W * N,) bool: ... a voxel of the ground-truth pancreas (lesion, parenchyma, duct)
     lesion_max: float  # maximum of the lesion probability map
     lesion_max_pancreas: float  # its maximum inside the ground-truth pancreas (lesion, parenchyma, duct)
 
@@ -80,12 +81,12 @@ def window_holds_lesion(lesion: np.ndarray, slicers: Sequence[tuple]) -> np.ndar
     return np.array([bool(lesion[s[1:]].any()) for s in slicers])
 
 
-def cells_hold_lesion(window_lesion: np.ndarray, cell_size: Sequence[int]) -> np.ndarray:
-    """Per cell of a stage whose cells each cover `cell_size` voxels of the window: any lesion voxel in the block.
+def cells_holding(window_mask: np.ndarray, cell_size: Sequence[int]) -> np.ndarray:
+    """Per cell of a stage whose cells each cover `cell_size` voxels of the window: any masked voxel in the block.
     Flattened in the order of `features.flatten(1)` of that stage."""
-    blocks = [n // c for n, c in zip(window_lesion.shape, cell_size)]
+    blocks = [n // c for n, c in zip(window_mask.shape, cell_size)]
     shape = [x for b, c in zip(blocks, cell_size) for x in (b, c)]
-    return window_lesion.reshape(shape).any(axis=tuple(range(1, 2 * len(blocks), 2))).ravel()
+    return window_mask.reshape(shape).any(axis=tuple(range(1, 2 * len(blocks), 2))).ravel()
 
 
 def coarsest_cell_size(net: MultiTaskUNet) -> tuple[int, ...]:
@@ -138,37 +139,38 @@ def recording_windows(predictor) -> Iterator[Recording]:
         del predictor._internal_get_sliding_window_slicers  # back to the class's method
 
 
-def preprocessed_lesion(predictor, image: Path, label: Path) -> np.ndarray:
-    """The lesion mask on the grid the sliding window runs over: nnU-Net's preprocessing of image and label
+def preprocessed_label(predictor, image: Path, label: Path) -> np.ndarray:
+    """The label map on the grid the sliding window runs over: nnU-Net's preprocessing of image and label
     together (crop to nonzero, resample), then the sliding window's own padding to at least one patch."""
     from acvl_utils.cropping_and_padding.padding import pad_nd_image
 
     conf = predictor.configuration_manager
     _, seg, _ = conf.preprocessor_class(verbose=False).run_case(
         [str(image)], str(label), predictor.plans_manager, conf, predictor.dataset_json)
-    return pad_nd_image(seg[0] == LESION, conf.patch_size, "constant", {"constant_values": False})
+    return pad_nd_image(seg[0], conf.patch_size, "constant", {"constant_values": 0})
 
 
 def record_case(predictor, case_id: str, pdac: int, image: Path, label: Path, cell_size) -> CaseWindows:
     with recording_windows(predictor) as rec:
         lesion_map, probability = predict_case(predictor, image_files=[image])
-    lesion = preprocessed_lesion(predictor, image, label)
+    seg = preprocessed_label(predictor, image, label)
+    lesion = seg == LESION
     if lesion.shape != rec.padded_shape or not len(rec.slicers) == len(rec.logits) == len(rec.avg_pooled):
         raise RuntimeError(f"{case_id}: {len(rec.slicers)} windows over {rec.padded_shape}, {len(rec.logits)} "
                            f"forward calls, label grid {lesion.shape}: run without mirroring, on a 3d plan")
     logits = np.concatenate(rec.logits)
     if abs(pdac_probability([[torch.from_numpy(logits)]]) - probability) > 1e-4:
         raise RuntimeError(f"{case_id}: the recorded windows do not give inference's case probability {probability}")
-    window_masks = [lesion[s[1:]] for s in rec.slicers]
     # The workflow masks the lesion map to stage 1's pancreas before taking its maximum: the demo paints soft
     # tissue outside the pancreas like the lesion. The true pancreas stands in for stage 1's here.
-    pancreas = np.isin(sitk.GetArrayFromImage(read_image(label, case_id)), PANCREAS)
+    pancreas = np.isin(seg, PANCREAS)
+    pancreas_in_image = np.isin(sitk.GetArrayFromImage(read_image(label, case_id)), PANCREAS)
     return CaseWindows(
         case_id, pdac, logits, np.concatenate(rec.avg_pooled), np.concatenate(rec.max_pooled),
-        np.concatenate(rec.cells).reshape(-1, rec.cells[0].shape[-1]),
-        window_holds_lesion(lesion, rec.slicers),
-        np.concatenate([cells_hold_lesion(m, cell_size) for m in window_masks]), float(lesion_map.max()),
-        float(np.max(lesion_map, where=pancreas, initial=0.0)))
+        np.concatenate(rec.cells).reshape(-1, rec.cells[0].shape[-1]), window_holds_lesion(lesion, rec.slicers),
+        np.concatenate([cells_holding(lesion[s[1:]], cell_size) for s in rec.slicers]),
+        np.concatenate([cells_holding(pancreas[s[1:]], cell_size) for s in rec.slicers]),
+        float(lesion_map.max()), float(np.max(lesion_map, where=pancreas_in_image, initial=0.0)))
 
 
 def record_fold(model_dir: Path, checkpoint: Path, raw: Path, cases: Sequence[str], labels: dict[str, int],
@@ -201,20 +203,29 @@ class Probe:
 
     features: Callable[[CaseWindows], np.ndarray]
     targets: Callable[[CaseWindows], np.ndarray]
-    rules: dict[str, Callable[[np.ndarray], float]]
+    rules: dict[str, Callable[[np.ndarray, CaseWindows], float]]  # (row probabilities, case) -> case score
 
 
 def case_label_per_window(c: CaseWindows) -> np.ndarray:
     return np.full(len(c.logits), c.pdac)
 
 
+def top_cells_in_pancreas(p: np.ndarray, c: CaseWindows) -> float:
+    """Top-k mean over the cells that touch the true pancreas: ranks cases by the organ, not by look-alike
+    tissue elsewhere in the crop (the lesion map's maximum is masked the same way)."""
+    return top_k_mean(p[c.cell_pancreas], TOP_CELLS) if c.cell_pancreas.any() else float(p.max())
+
+
 PROBES = {
-    "probe, stages average-pooled per window": Probe(lambda c: c.avg_pooled, case_label_per_window,
-                                                     {"mean": np.mean, "max": np.max}),
-    "probe, stages max-pooled per window": Probe(lambda c: c.max_pooled, case_label_per_window, {"max": np.max}),
+    "probe, stages average-pooled per window": Probe(
+        lambda c: c.avg_pooled, case_label_per_window,
+        {"mean": lambda p, c: float(p.mean()), "max": lambda p, c: float(p.max())}),
+    "probe, stages max-pooled per window": Probe(lambda c: c.max_pooled, case_label_per_window,
+                                                 {"max": lambda p, c: float(p.max())}),
     "probe, coarsest-stage cells (target: cell holds lesion)": Probe(
         lambda c: c.cells, lambda c: c.cell_lesion,
-        {"max": np.max, f"top-{TOP_CELLS}": partial(top_k_mean, k=TOP_CELLS)}),
+        {"max": lambda p, c: float(p.max()), f"top-{TOP_CELLS}": lambda p, c: top_k_mean(p, TOP_CELLS),
+         f"top-{TOP_CELLS} of cells touching the true pancreas": top_cells_in_pancreas}),
 }
 
 
@@ -239,23 +250,39 @@ def training_rows(targets: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate([positives, keep]))
 
 
-def probe_scores(probe: Probe, train: Sequence[CaseWindows], test: Sequence[CaseWindows]) -> dict[str, np.ndarray]:
-    """Case scores of the test cases under each of the probe's rules, the probe fitted on the training cases."""
+def probe_scores(probe: Probe, train: Sequence[CaseWindows], test: Sequence[CaseWindows]
+                 ) -> tuple[dict[str, np.ndarray], tuple[float, float]]:
+    """Case scores of the test cases under each of the probe's rules, the probe fitted on the training cases;
+    and the probe's AUROC over rows (windows or cells) on the rows it was fitted on and on the test rows: a
+    probe that fits and does not transfer overfits, one that transfers rows but not cases aggregates badly."""
     targets = np.concatenate([probe.targets(c) for c in train]).astype(int)
     rows = training_rows(targets, PROBE_ROWS)
-    model = fit_probe(np.concatenate([probe.features(c) for c in train])[rows], targets[rows])
-    rows = [model.predict_proba(probe.features(c))[:, 1] for c in test]
-    return {rule: np.array([aggregate(r) for r in rows]) for rule, aggregate in probe.rules.items()}
+    features = np.concatenate([probe.features(c) for c in train])[rows]
+    model = fit_probe(features, targets[rows])
+    probabilities = [model.predict_proba(probe.features(c))[:, 1] for c in test]
+    row_auroc = (auroc(targets[rows], model.predict_proba(features)[:, 1]),
+                 auroc(np.concatenate([probe.targets(c) for c in test]), np.concatenate(probabilities)))
+    return {rule: np.array([aggregate(p, c) for p, c in zip(probabilities, test)])
+            for rule, aggregate in probe.rules.items()}, row_auroc
 
 
-def fold_case_scores(train: Sequence[CaseWindows], val: Sequence[CaseWindows]) -> dict[str, np.ndarray]:
+@dataclass
+class FoldResult:
+    labels: np.ndarray  # held-out cases' PDAC labels
+    scores: dict[str, np.ndarray]  # row of the AUROC table -> held-out case scores
+    probe_rows: dict[str, tuple[float, float]]  # probe -> row-level AUROC (fitted rows, held-out rows)
+
+
+def fold_result(train: Sequence[CaseWindows], val: Sequence[CaseWindows]) -> FoldResult:
     """Every row of the AUROC table for one fold: held-out case scores, in the order of `val`."""
     scores = {name: np.array([rule(c) for c in val]) for name, rule in HEAD_RULES.items()}
+    probe_rows = {}
     for name, probe in PROBES.items():
-        scores.update({f"{name}, case = {rule}": s for rule, s in probe_scores(probe, train, val).items()})
+        case_scores, probe_rows[name] = probe_scores(probe, train, val)
+        scores.update({f"{name}, case = {rule}": s for rule, s in case_scores.items()})
     scores["lesion segmentation map maximum"] = np.array([c.lesion_max for c in val])
     scores["lesion segmentation map maximum inside the true pancreas"] = np.array([c.lesion_max_pancreas for c in val])
-    return scores
+    return FoldResult(np.array([c.pdac for c in val]), scores, probe_rows)
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -267,16 +294,27 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 # --- tables ------------------------------------------------------------------------------------------------
 
-def auroc_table(per_fold: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]]) -> str:
+def auroc_table(per_fold: dict[int, FoldResult]) -> str:
     """Rows: case scores; columns: pooled over the folds' held-out cases, then each fold."""
     folds = sorted(per_fold)
-    labels = np.concatenate([per_fold[k][0] for k in folds])
+    labels = np.concatenate([per_fold[k].labels for k in folds])
     lines = [f"| case score ({len(labels)} held-out cases, {int(labels.sum())} PDAC) | pooled AUROC | "
              + " | ".join(f"fold {k}" for k in folds) + " |", "|---|---|" + "---|" * len(folds)]
-    for row in per_fold[folds[0]][1]:
-        pooled = auroc(labels, np.concatenate([per_fold[k][1][row] for k in folds]))
+    for row in per_fold[folds[0]].scores:
+        pooled = auroc(labels, np.concatenate([per_fold[k].scores[row] for k in folds]))
         lines.append(f"| {row} | {pooled:.3f} | " + " | ".join(
-            f"{auroc(per_fold[k][0], per_fold[k][1][row]):.3f}" for k in folds) + " |")
+            f"{auroc(per_fold[k].labels, per_fold[k].scores[row]):.3f}" for k in folds) + " |")
+    return "\n".join(lines)
+
+
+def probe_row_table(per_fold: dict[int, FoldResult]) -> str:
+    """Each probe at the level it was fitted (windows against the case label, cells against 'holds lesion')."""
+    folds = sorted(per_fold)
+    lines = ["| probe: row-level AUROC, fitted rows / held-out rows | " + " | ".join(f"fold {k}" for k in folds)
+             + " |", "|---|" + "---|" * len(folds)]
+    for name in per_fold[folds[0]].probe_rows:
+        lines.append(f"| {name} | " + " | ".join(
+            "{:.3f} / {:.3f}".format(*per_fold[k].probe_rows[name]) for k in folds) + " |")
     return "\n".join(lines)
 
 
@@ -361,7 +399,7 @@ def diagnose(results: Path, variant: str, folds: Sequence[int] | None, device: t
     for k, split, checkpoint in zip(folds, splits, checkpoints):
         recorded = record_fold(stage2, checkpoint, raw, [*split["train"], *split["val"]], labels, device)
         train, val = [recorded[c] for c in split["train"]], [recorded[c] for c in split["val"]]
-        per_fold[k] = (np.array([c.pdac for c in val]), fold_case_scores(train, val))
+        per_fold[k] = fold_result(train, val)
         # The cell features are most of the memory and only the fold's probes need them.
         train, val = [replace(c, cells=c.cells[:0]) for c in train], [replace(c, cells=c.cells[:0]) for c in val]
         window_rows += [(f"fold {k} held-out ({len(val)})", val), (f"fold {k} training ({len(train)})", train)]
@@ -378,7 +416,7 @@ def report(title: str, per_fold: dict, window_rows: list, workflow_cv: str, held
         "pancreas when stage2.crop_source is truth), step-3 models, no mirroring. "
         f"Probes: logistic regression (L2, C={PROBE_C}, balanced class weights, features standardised on the "
         "training cases) fitted per fold on its training cases, as seen by that fold's model.",
-        data_summary(held_out), workflow_cv, auroc_table(per_fold),
+        data_summary(held_out), workflow_cv, auroc_table(per_fold), probe_row_table(per_fold),
         "Per-window head P(PDAC) (mean +- sd over windows); each fold's model on its own held-out and training cases:",
         head_window_table(window_rows),
     ])

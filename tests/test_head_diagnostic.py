@@ -36,18 +36,20 @@ def test_window_holds_lesion_only_where_a_lesion_voxel_falls_inside(hd):
 def test_cells_follow_the_order_of_a_flattened_feature_map(hd):
     window = np.zeros((4, 8, 8), bool)
     window[3, 0, 5] = True  # block (1, 0, 1) of the 2 x 2 x 2 grid of (2, 4, 4)-voxel cells
-    cells = hd.cells_hold_lesion(window, (2, 4, 4))
+    cells = hd.cells_holding(window, (2, 4, 4))
     expected = np.zeros((2, 2, 2), bool)
     expected[1, 0, 1] = True
     assert cells.tolist() == expected.ravel().tolist()
 
 
-def _case(hd, case_id, pdac, logits, features=None, cell_lesion=None):
+def _case(hd, case_id, pdac, logits, features=None, cell_lesion=None, cell_pancreas=None):
+    """A case whose windows double as its cells (the probes do not care which rows are which)."""
     w = len(logits)
     features = np.zeros((w, 3)) if features is None else features
     cell_lesion = np.zeros(w, bool) if cell_lesion is None else cell_lesion
+    cell_pancreas = np.ones(w, bool) if cell_pancreas is None else cell_pancreas
     return hd.CaseWindows(case_id, pdac, np.asarray(logits, np.float32), features, features, features,
-                          np.zeros(w, bool), cell_lesion, 0.5, 0.5)
+                          np.zeros(w, bool), cell_lesion, cell_pancreas, 0.5, 0.5)
 
 
 def test_head_rules_mean_of_logits_max_and_top_k(hd):
@@ -75,7 +77,7 @@ def test_probe_separates_what_the_features_hold_and_not_what_they_do_not(hd):
     probe = hd.PROBES["probe, stages average-pooled per window"]
     for informative, low, high in [(True, 0.99, 1.0), (False, 0.0, 0.9)]:
         train, test = cases(20, informative), cases(20, informative)
-        scores = hd.probe_scores(probe, train, test)
+        scores, _ = hd.probe_scores(probe, train, test)
         assert set(scores) == {"mean", "max"}
         assert low <= hd.auroc(np.array([c.pdac for c in test]), scores["mean"]) <= high
 
@@ -92,14 +94,22 @@ def test_cell_probe_learns_cells_and_ranks_cases_by_their_top_cells(hd):
 
     probe = hd.PROBES["probe, coarsest-stage cells (target: cell holds lesion)"]
     test = [case(i) for i in range(10)]
-    scores = hd.probe_scores(probe, [case(i) for i in range(10, 30)], test)
+    scores, (fitted, held_out) = hd.probe_scores(probe, [case(i) for i in range(10, 30)], test)
     labels = np.array([c.pdac for c in test])
     assert hd.auroc(labels, scores[f"top-{hd.TOP_CELLS}"]) > 0.9
+    assert fitted > 0.9 and held_out > 0.9  # cell level: lesion cells against all others
+
+
+def test_top_cells_in_pancreas_ignore_look_alikes_elsewhere(hd):
+    p = np.r_[np.full(30, 0.9), np.full(30, 0.1)]
+    inside = np.r_[np.zeros(30, bool), np.ones(30, bool)]
+    case = _case(hd, "a", 0, np.zeros((60, 2)), cell_pancreas=inside)
+    assert hd.top_cells_in_pancreas(p, case) == pytest.approx(0.1)
 
 
 def test_auroc_table_pools_the_folds_held_out_cases(hd):
-    per_fold = {0: (np.array([0, 1]), {"s": np.array([0.1, 0.9])}),
-                1: (np.array([0, 1]), {"s": np.array([0.95, 0.99])})}
+    per_fold = {0: hd.FoldResult(np.array([0, 1]), {"s": np.array([0.1, 0.9])}, {}),
+                1: hd.FoldResult(np.array([0, 1]), {"s": np.array([0.95, 0.99])}, {})}
     row = hd.auroc_table(per_fold).splitlines()[2]
     assert row == "| s | 0.750 | 1.000 | 1.000 |"  # pooled: 0.95 outranks the first fold's 0.9
 
