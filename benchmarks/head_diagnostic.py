@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import time
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
