@@ -328,8 +328,10 @@ def test_each_files_size_and_digest_are_recorded(tmp_path):
             assert getattr(row, f"{role}_bytes") == len(data)
             assert getattr(row, f"{role}_sha256") == hashlib.sha256(data).hexdigest()
     sheet = (tmp_path / "labels" / "clinical_information.xlsx").read_bytes()
-    assert index.summary["clinical_sheet"] == {"file": "clinical_information.xlsx", "bytes": len(sheet),
-                                               "sha256": hashlib.sha256(sheet).hexdigest()}
+    recorded = index.summary["clinical_sheet"]
+    assert {k: recorded[k] for k in ("file", "bytes", "sha256")} == {
+        "file": "clinical_information.xlsx", "bytes": len(sheet), "sha256": hashlib.sha256(sheet).hexdigest()}
+    assert len(recorded["content_sha256"]) == 64
     # tmp_path is no git clone: recorded, with git's reason, not raised
     assert index.summary["labels_git"]["commit"] is None and index.summary["labels_git"]["reason"]
     out = tmp_path / "out"

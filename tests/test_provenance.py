@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import jinja2
 import numpy as np
+import openpyxl
 import pytest
 import SimpleITK as sitk
 import yaml
@@ -131,6 +132,16 @@ def test_data_digest_ignores_the_location_but_not_the_bytes(tmp_path):
         cases, summary = read_ingestion(*_ingested(tmp_path / place))
         digests[place], images[place] = data_identity(cases, summary["clinical_sheet"])["sha256"], cases["image"][0]
     assert images["here"] != images["elsewhere"] and digests["here"] == digests["elsewhere"]
+
+    # The same table saved again (an xlsx file records when and by whom): other bytes, the same data.
+    sheet = tmp_path / "elsewhere" / "raw" / "labels" / "clinical_information.xlsx"
+    workbook = openpyxl.load_workbook(sheet)
+    workbook.properties.creator = "re-saved"
+    workbook.save(sheet)
+    cases, summary = read_ingestion(*_ingested(tmp_path / "elsewhere"))
+    first_bytes = read_ingestion(*_ingested(tmp_path / "here"))[1]["clinical_sheet"]["sha256"]
+    assert summary["clinical_sheet"]["sha256"] != first_bytes
+    assert data_identity(cases, summary["clinical_sheet"])["sha256"] == digests["here"]
 
     image = next((tmp_path / "elsewhere" / "raw" / "images").glob("*.nii.gz"))
     arr = sitk.GetArrayFromImage(sitk.ReadImage(str(image)))

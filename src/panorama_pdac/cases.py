@@ -32,7 +32,7 @@ import SimpleITK as sitk
 
 from .clinical import read_clinical
 from .errors import ConfigError, DataError, PanoramaError
-from .identity import file_digest, git_state
+from .identity import file_digest, git_state, sha256_json
 from .io import read_image_header, read_tsv, write_json, write_tsv
 from .labels import LESION, MAX_LABEL, invalid_values
 from .layout import (
@@ -366,8 +366,11 @@ def index_cases(
     excluded = pd.DataFrame([vars(p) for p in problems], columns=EXCLUDED_COLUMNS)
     summary = _summary(cases, problems, sheet, images, labels, label_only, folders, ignored, on_invalid)
     # What was read, beside the per-file digests of the table: the labels clone can move after this run.
+    # The sheet's content as read, beside its bytes: an xlsx file carries the time it was saved, so the same
+    # table saved twice differs in bytes.
     sheet_bytes, sheet_sha256 = file_digest(clinical_path)
-    summary.update(clinical_sheet={"file": Path(clinical_path).name, "bytes": sheet_bytes, "sha256": sheet_sha256},
+    summary.update(clinical_sheet={"file": Path(clinical_path).name, "bytes": sheet_bytes, "sha256": sheet_sha256,
+                                   "content_sha256": sha256_json(sheet.to_dict(orient="split"))},
                    labels_git=git_state(labels_dir, own_repository=True))
     return CaseIndex(cases, excluded, problems, summary)
 

@@ -90,7 +90,8 @@ def read_ingestion(cases_tsv, summary_json) -> tuple[pd.DataFrame, dict]:
 
 def data_identity(cases: pd.DataFrame, clinical_sheet: dict) -> dict:
     """The ingested data (read_ingestion): the number of cases and one digest of every case's image and label
-    files (path within the data folders, size, sha256) and of the clinical sheet's bytes.
+    files (path within the data folders, size, sha256) and of the clinical sheet's content as read (not its
+    bytes: an xlsx file records when it was saved).
 
     Paths are taken within the data folders as ingestion finds the files (an image directly in one of the
     image folders, a label in manual_labels/ or automatic_labels/ of the labels folder): the same data in
@@ -99,7 +100,7 @@ def data_identity(cases: pd.DataFrame, clinical_sheet: dict) -> dict:
               "/".join(Path(c.label).parts[-2:]), int(c.label_bytes), c.label_sha256]
              for c in cases.sort_values("case_id").itertuples()]
     return {"cases": len(cases),
-            "sha256": sha256_json({"files": files, "clinical_sheet": clinical_sheet["sha256"]}),
+            "sha256": sha256_json({"files": files, "clinical_sheet": clinical_sheet["content_sha256"]}),
             "clinical_sheet": clinical_sheet}
 
 
