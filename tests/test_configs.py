@@ -57,3 +57,30 @@ def test_published_settings_switch_the_demo_training_off():
     assert {k: v for k, v in config["stage2"]["plan_overrides"].items() if v is not None} == published
     assert config["stage1"]["roi_min_component_fraction"] == 0.0 and config["evaluation"]["fusion"] == "mean"
     assert config["evaluation"]["postprocess"]["mask_to_pancreas"] is False
+
+
+def test_published_config_builds_the_papers_head():
+    # METHOD.md §3: an FPN of width 256 on the last three encoder stages, global average pooling, one fully
+    # connected layer to two logits; 1:3 weighted CE; the windows' logits averaged at inference (JSC).
+    from torch import nn
+
+    from panorama_pdac.networks import FPNClassificationHead
+    from panorama_pdac.nnunet.multitask_inference import WindowAggregation
+    from panorama_pdac.nnunet.multitask_trainers import head_network_settings
+
+    config = _merged(REPO / "config" / "config.yaml", REPO / "config" / "panorama.yaml")
+    head_settings = config["stage2"]["head"]
+    encoder = nn.Module()  # what the head reads of a planned encoder: the published plan's last three stages
+    encoder.output_channels, encoder.strides = [128, 256, 320, 320], [[2, 2, 2]] * 3 + [[1, 2, 2]]
+    encoder.conv_op, encoder.norm_op = nn.Conv3d, nn.InstanceNorm3d
+    head = FPNClassificationHead.for_encoder(encoder, **head_network_settings(head_settings))
+    assert [c.in_channels for c in head.lateral] == [256, 320, 320]
+    assert {c.out_channels for c in head.lateral} == {256}
+    assert isinstance(head.classifier, nn.Linear) and head.classifier.out_features == 2
+    assert all(isinstance(f, nn.LeakyReLU) for f in head.fuse) and head.pooling == "avg"
+    assert WindowAggregation.from_head_settings(head_settings) == WindowAggregation("mean")
+    options = config["stage2"]["options"]
+    assert options["class_weights"] == [1, 3] and not options.get("balanced_batches", False)
+    steps = config["stage2"]["steps"]
+    assert steps["step2"]["options"]["balanced_batches"] is True  # the head alone learns from balanced batches
+    assert not steps["step3"].get("options", {}).get("balanced_batches", False)

@@ -13,11 +13,18 @@ from panorama_pdac.io import read_json, write_image, write_json
 from panorama_pdac.losses import TverskyLoss
 from panorama_pdac.nnunet.env import configure_nnunet_env
 from panorama_pdac.nnunet.inference import load_predictor
-from panorama_pdac.nnunet.multitask_inference import pdac_probability, predict_case
+from panorama_pdac.nnunet.multitask_inference import (
+    WindowAggregation,
+    head_window_logits,
+    pdac_probability,
+    predict_case,
+)
 from panorama_pdac.nnunet.multitask_trainers import (
     AUROC_KEY,
-    LesionCentredBoxes,
+    CLS_LOSS_KEY,
+    HEAD_VALIDATION,
     MultiTaskOptions,
+    PancreasCentredBoxes,
     Step1SegTrainer,
     Step2ClsTrainer,
     Step3JointTrainer,
@@ -135,6 +142,26 @@ def test_each_step_trains_only_its_parts(data, trained):
     assert "Patch-level PDAC AUROC" in (trained["fold"] / "step3" / "training_log.txt").read_text()
 
 
+def test_steps_training_the_head_validate_it_on_whole_cases(data, trained):
+    step1 = read_json(trained["fold"] / "step1" / HEAD_VALIDATION)  # the untrained head, for reference
+    assert step1["train_cls_loss"] == [None] * SCHEDULE.num_epochs  # step 1 has no classification loss
+    for step in ("step2", "step3"):
+        result = read_json(trained["fold"] / step / HEAD_VALIDATION)
+        val_ids = data["ids"][4:]
+        assert sorted(result["cases"]) == sorted(val_ids)
+        labels = read_json(data["labels"])
+        assert all(result["cases"][k]["pdac"] == labels[k] for k in val_ids)
+        assert all(0 < c["pdac_probability"] < 1 for c in result["cases"].values())
+        y = np.array([labels[k] for k in val_ids])
+        p = np.array([result["cases"][k]["pdac_probability"] for k in val_ids])
+        assert result["case_auroc"] == pytest.approx(patch_auroc(y, p))
+        assert set(result["case_auroc_by_aggregation"]) == {"mean", "max", "top_k"}
+        assert len(result["train_cls_loss"]) == SCHEDULE.num_epochs and result["train_cls_loss"][0] > 0
+        assert "Case-level PDAC AUROC" in (trained["fold"] / step / "training_log.txt").read_text()
+    logged = torch.load(trained["steps"][1], weights_only=False)["logging"][CLS_LOSS_KEY]
+    assert logged == read_json(trained["fold"] / "step2" / HEAD_VALIDATION)["train_cls_loss"]
+
+
 def test_step_checkpoint_reloads_strictly(data, trained):
     weights = _weights(trained["steps"][1])
     _fresh_network(data).load_state_dict(weights, strict=True)
@@ -172,18 +199,24 @@ def test_segmentation_loss_options(data):
     assert all(id(p) in optimised for p in default.network.encoder.parameters())
 
 
-def test_step2_batches_always_hold_both_classes(data):
-    trainer = _trainer(data, Step2ClsTrainer, "balanced")
+@pytest.mark.parametrize("trainer_class", [Step2ClsTrainer, Step3JointTrainer])
+def test_balanced_batches_always_hold_both_classes(data, trainer_class):
+    trainer = _trainer(data, trainer_class, "balanced", balanced_batches=True)
     train, _ = trainer.get_dataloaders()
     for _ in range(8):
         assert sorted(trainer.case_targets(next(train)["keys"]).tolist()) == [0, 1]
+
+
+def _patch_centres(get_bbox, locations, n: int) -> np.ndarray:
+    boxes = [get_bbox(np.array([64, 64, 64]), False, locations) for _ in range(n)]
+    return np.array([[(lo + hi) // 2 for lo, hi in zip(lbs, ubs)] for lbs, ubs in boxes])
 
 
 def test_lesion_oversampling_centres_patches_on_the_lesion(data):
     trainer = _trainer(data, Step1SegTrainer, "lesion", lesion_oversample=1.0)
     train, _ = trainer.get_dataloaders()
     get_bbox = training_loader(train).get_bbox
-    assert isinstance(get_bbox, LesionCentredBoxes)
+    assert isinstance(get_bbox, PancreasCentredBoxes)
     # A small lesion in a corner of a large volume, far from the other foreground: (channel, z, y, x) rows.
     lesion = np.array([[0, 56, 56, 56]])
     locations = {1: lesion, 4: np.array([[0, 8, 8, 8]])}
@@ -196,6 +229,45 @@ def test_lesion_oversampling_centres_patches_on_the_lesion(data):
     assert lesion_patches(get_bbox.get_bbox) < 20  # nnU-Net's own choice rarely finds it
     with pytest.raises(ConfigError, match="probability"):
         MultiTaskOptions(lesion_oversample=1.5)
+
+
+def test_patches_of_both_classes_are_centred_on_the_pancreas_equally_often(data):
+    # Where a patch lies must not tell its case's label: a PDAC case's patch centred on its lesion with
+    # probability p, a non-PDAC case's on its parenchyma with the same p, the rest by nnU-Net's own choice.
+    trainer = _trainer(data, Step1SegTrainer, "centres", lesion_oversample=0.5)
+    train, _ = trainer.get_dataloaders()
+    get_bbox = training_loader(train).get_bbox
+    centre = np.array([[0, 32, 32, 32]])  # the lesion of one case, the parenchyma of the other, same place
+    other = np.array([[0, 5, 5, 5]])  # another structure (veins) far away
+    np.random.seed(0)
+    pdac = _patch_centres(get_bbox, {1: centre, 2: other, 4: np.zeros((0, 4), int)}, 400)
+    non_pdac = _patch_centres(get_bbox, {1: np.zeros((0, 4), int), 2: other, 4: centre}, 400)
+    on_pancreas = [float(np.mean(np.all(c == centre[0, 1:], axis=1))) for c in (pdac, non_pdac)]
+    assert all(0.4 < f < 0.6 for f in on_pancreas), on_pancreas  # p = 0.5 each, binomial sd 0.025
+    # the patch centres of the two classes follow one distribution (mean distance to the pancreas)
+    distance = [float(np.mean(np.linalg.norm(c - centre[0, 1:], axis=1))) for c in (pdac, non_pdac)]
+    assert abs(distance[0] - distance[1]) < 0.15 * max(distance), distance
+
+
+def test_window_aggregation_rules():
+    # margins (PDAC minus non-PDAC logit) of four windows: -2, 0, 1, 3
+    windows = [torch.tensor([[1.0, -1.0], [0.0, 0.0]]), torch.tensor([[0.0, 1.0], [-1.0, 2.0]])]
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    mean_of_logits = torch.softmax(torch.cat(windows).mean(0), 0)[1].item()
+    assert WindowAggregation("mean")(windows) == pytest.approx(mean_of_logits)  # the published rule
+    assert WindowAggregation("mean")(windows) == pytest.approx(sigmoid(0.5))
+    assert WindowAggregation("max")(windows) == pytest.approx(sigmoid(3.0))
+    assert WindowAggregation("top_k", top_k=2)(windows) == pytest.approx(sigmoid(2.0))
+    assert WindowAggregation("top_k", top_k=10)(windows) == pytest.approx(sigmoid(0.5))  # k beyond the windows
+    assert WindowAggregation.from_head_settings({}) == WindowAggregation("mean")
+    assert WindowAggregation.from_head_settings({"aggregation": "top_k", "top_k": 5}) == WindowAggregation("top_k", 5)
+    with pytest.raises(ConfigError, match="aggregation"):
+        WindowAggregation("median")
+    with pytest.raises(ConfigError, match="top_k"):
+        WindowAggregation("top_k", top_k=0)
+    # folds average probabilities, each fold aggregated by the rule
+    assert pdac_probability([windows, [torch.tensor([[0.0, 0.0]])]], WindowAggregation("max")) == pytest.approx(
+        (sigmoid(3.0) + 0.5) / 2)
 
 
 def test_options_and_case_labels_are_checked(data, tmp_path):
@@ -236,6 +308,17 @@ def test_inference_collects_logits_of_every_window_and_mirror(trained, mirroring
         predictor.predict_sliding_window_return_logits(torch.randn(1, 16, 24, 24))
     assert len(collected) == 4 * per_window  # 1 x 2 x 2 windows of 16^3 (step 0.5)
     assert all(c.shape == (1, 2) for c in collected)
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 24, 24), (1, 10, 30, 17)])  # the second needs padding
+def test_head_validation_sees_the_windows_inference_sees(trained, shape):
+    step3 = trained["fold"] / "step3"
+    predictor = load_predictor(step3, [step3 / FINAL], CPU, mirroring=False, trainer_class=Step3JointTrainer)
+    image = torch.randn(*shape)
+    with predictor.network.collecting() as collected:
+        predictor.predict_sliding_window_return_logits(image)
+    windows = head_window_logits(predictor.network, image, predictor.configuration_manager.patch_size, batch_size=3)
+    assert torch.allclose(windows, torch.cat(collected), atol=1e-5)
 
 
 def test_predict_case_returns_lesion_map_in_input_grid_and_fold_mean(data, trained):

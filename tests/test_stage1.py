@@ -112,14 +112,13 @@ def test_override_patch_size_recomputes_topology():
                                           "n_stages": 2, "features_per_stage": [32, 64], "strides": [[1, 1, 1], [2, 2, 2]],
                                           "kernel_sizes": [[3, 3, 3]] * 2, "n_conv_per_stage": [2, 2],
                                           "n_conv_per_stage_decoder": [2]}}}}}
-    out = override_configuration(plans, "c", {"patch_size": [56, 192, 352], "batch_dice": True, "head_width": 32}
+    out = override_configuration(plans, "c", {"patch_size": [56, 192, 352], "batch_dice": True}
                                  )["configurations"]["c"]
     arch = out["architecture"]["arch_kwargs"]
     assert out["patch_size"] == [56, 192, 352]
     assert arch["n_stages"] == 6 and arch["features_per_stage"] == [32, 64, 64, 64, 64, 64]  # capped at the old max
     assert arch["n_conv_per_stage"] == [2] * 6 and arch["n_conv_per_stage_decoder"] == [2] * 5
     assert out["batch_dice"] is True and out["batch_size"] == 2
-    assert out["classification_head"] == {"width": 32}
     assert plans["configurations"]["c"]["patch_size"] == [8, 8, 8]  # input untouched
 
 

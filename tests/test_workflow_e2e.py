@@ -67,6 +67,18 @@ def test_variants_are_compared_on_the_same_cases(run):
     assert (comparison.n_cases == n_cases).all()
 
 
+def test_report_says_whether_the_head_learns_on_every_validation_case(run):
+    cases = pd.read_csv(run / "results/dataset/cases.tsv", sep="\t")
+    table = pd.read_csv(run / "results/evaluation/head_learning.tsv", sep="\t", dtype={"fold": str})
+    jobs = table[table.fold != "pooled"]
+    assert sorted(zip(jobs.variant, jobs.fold, jobs.step)) == sorted(
+        (v, str(f), s) for v in ("ce", "tversky") for f in (0, 1) for s in (1, 2, 3))
+    pooled = table[table.fold == "pooled"]
+    assert (pooled.n_cases == len(cases)).all() and (pooled.n_pdac == cases.pdac_voxels.sum()).all()
+    assert jobs[jobs.step > 1].cls_loss_last_epoch.notna().all() and jobs[jobs.step == 1].cls_loss_last_epoch.isna().all()
+    assert "after step 3" in (run / "results/evaluation/head_learning.html").read_text()
+
+
 def test_provenance_names_every_training_job_and_case(run):
     provenance = json.loads((run / "results/provenance.json").read_text())
     training = provenance["devices"]["training"]

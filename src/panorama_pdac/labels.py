@@ -7,6 +7,7 @@ import numpy as np
 LESION = 1  # PDAC lesion; a case is PDAC iff its label map has this value
 MAX_LABEL = 6  # 2 veins, 3 arteries, 4 pancreas, 5 pancreatic duct, 6 common bile duct
 N_LABELS = MAX_LABEL + 1
+PARENCHYMA = 4
 PANCREAS = (1, 4, 5)  # lesion, parenchyma, duct: stage 1's target
 
 

@@ -18,29 +18,54 @@ from torch import nn
 FPN_LEVELS = 3  # the head reads the last three encoder stages
 
 
+POOLINGS = ("avg", "max")
+
+
 class FPNClassificationHead(nn.Module):
     """Lateral 1x1 convolutions to a common width, top-down upsampling by transposed convolutions with the
-    plan's stride between stages, fusion by addition, global average pooling, fully connected classifier.
+    plan's stride between stages, fusion by addition, pooling over the window, fully connected classifier.
 
     `encoder_channels` and the features passed to `forward` run from the finest to the coarsest stage (the
     encoder's order); `strides[i]` is the plan's stride from stage i to stage i + 1 of those.
+
+    Options (the plans' `classification_head` entry): `norm`: after each fusion, the encoder's normalisation,
+    LeakyReLU and a 3x3 convolution (JSC's FPN block) instead of a bare LeakyReLU; `pooling`: "avg" (published)
+    or "max" over the window's cells; `hidden`: a hidden fully connected layer (the paper's FC-ReLU-FC; JSC:
+    FC-LeakyReLU-Dropout-FC) with `dropout` before the last layer.
     """
 
     def __init__(self, encoder_channels: Sequence[int], strides: Sequence[Sequence[int] | int], width: int = 256,
-                 hidden: int | None = None, n_classes: int = 2, conv_op: type[nn.Module] = nn.Conv3d):
+                 hidden: int | None = None, n_classes: int = 2, conv_op: type[nn.Module] = nn.Conv3d,
+                 norm_op: type[nn.Module] | None = None, pooling: str = "avg", dropout: float = 0.0):
         super().__init__()
         if len(strides) != len(encoder_channels) - 1:
             raise ValueError(f"{len(encoder_channels)} pyramid levels need {len(encoder_channels) - 1} strides, "
                              f"got {len(strides)}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, not '{pooling}'")
         transposed_conv = get_matching_convtransp(conv_op=conv_op)
         self.lateral = nn.ModuleList(conv_op(c, width, kernel_size=1) for c in encoder_channels)
         self.upsample = nn.ModuleList(transposed_conv(width, width, kernel_size=s, stride=s) for s in strides)
         # Without a nonlinearity, lateral -> upsample -> add -> pool would collapse into one linear map of the
         # pooled stage features; with it, the top-down path can combine coarse context with finer detail.
-        self.fuse = nn.LeakyReLU(1e-2)
+        self.fuse = nn.ModuleList(
+            nn.Sequential(norm_op(width, affine=True), nn.LeakyReLU(1e-2), conv_op(width, width, 3, padding=1))
+            if norm_op is not None else nn.LeakyReLU(1e-2)
+            for _ in strides)
+        self.pooling = pooling
         self.classifier = (nn.Linear(width, n_classes) if hidden is None else
-                           nn.Sequential(nn.Linear(width, hidden), nn.LeakyReLU(1e-2), nn.Linear(hidden, n_classes)))
+                           nn.Sequential(nn.Linear(width, hidden), nn.LeakyReLU(1e-2), nn.Dropout(dropout),
+                                         nn.Linear(hidden, n_classes)))
         self.apply(InitWeights_He(1e-2))  # nnU-Net's initialisation for its LeakyReLU convolutions
+
+    @classmethod
+    def for_encoder(cls, encoder: nn.Module, width: int = 256, hidden: int | None = None, norm: bool = False,
+                    pooling: str = "avg", dropout: float = 0.0) -> FPNClassificationHead:
+        """Sized from a planned encoder (channels and strides of its last stages); `norm` uses the encoder's own
+        normalisation (nnU-Net plans: instance norm)."""
+        return cls(encoder.output_channels[-FPN_LEVELS:], encoder.strides[-(FPN_LEVELS - 1):], width=width,
+                   hidden=hidden, conv_op=encoder.conv_op, norm_op=encoder.norm_op if norm else None,
+                   pooling=pooling, dropout=dropout)
 
     @property
     def n_levels(self) -> int:
@@ -49,8 +74,9 @@ class FPNClassificationHead(nn.Module):
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         top = self.lateral[-1](features[-1])
         for level in reversed(range(self.n_levels - 1)):
-            top = self.fuse(self.lateral[level](features[level]) + self.upsample[level](top))
-        return self.classifier(top.flatten(2).mean(2))
+            top = self.fuse[level](self.lateral[level](features[level]) + self.upsample[level](top))
+        cells = top.flatten(2)
+        return self.classifier(cells.mean(2) if self.pooling == "avg" else cells.amax(2))
 
 
 class MultiTaskUNet(nn.Module):
@@ -69,12 +95,9 @@ class MultiTaskUNet(nn.Module):
         self._collected: list[torch.Tensor] | None = None
 
     @classmethod
-    def from_unet(cls, unet: nn.Module, width: int = 256, hidden: int | None = None) -> MultiTaskUNet:
-        """Attach an FPN head sized from the U-Net's encoder (channels and strides of its last stages)."""
-        encoder = unet.encoder
-        head = FPNClassificationHead(encoder.output_channels[-FPN_LEVELS:], encoder.strides[-(FPN_LEVELS - 1):],
-                                     width=width, hidden=hidden, conv_op=encoder.conv_op)
-        return cls(unet, head)
+    def from_unet(cls, unet: nn.Module, **head) -> MultiTaskUNet:
+        """Attach an FPN head sized from the U-Net's encoder (`head`: FPNClassificationHead.for_encoder's options)."""
+        return cls(unet, FPNClassificationHead.for_encoder(unet.encoder, **head))
 
     def forward_both(self, x: torch.Tensor) -> tuple[torch.Tensor | list[torch.Tensor], torch.Tensor]:
         """Segmentation (a list under deep supervision) and classification logits (batch, n_classes)."""

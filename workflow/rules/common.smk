@@ -167,6 +167,7 @@ def all_targets():
         "results/evaluation/table4.html",
         "results/evaluation/comparison.html",
         "results/evaluation/training_curves.png",
+        "results/evaluation/head_learning.html",
         *expand("results/evaluation/{variant}/qa_montage.png", variant=VARIANTS),
         "results/provenance.json",
     ]

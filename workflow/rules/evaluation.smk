@@ -171,6 +171,33 @@ rule plot_training_curves:
         "../scripts/plot_training_curves.py"
 
 
+rule summarize_head_learning:
+    input:
+        expand(
+            "results/stage2/{variant}/fold_{fold}/step{step}/head_validation.json",
+            variant=VARIANTS,
+            fold=FOLDS,
+            step=STEPS,
+        ),
+    output:
+        table="results/evaluation/head_learning.tsv",
+        html=report(
+            "results/evaluation/head_learning.html",
+            caption="../report/head_learning.rst",
+            category="Stage 2",
+            labels={"figure": "does the classification head learn"},
+        ),
+    log:
+        "results/logs/evaluation/summarize_head_learning.log",
+    localrule: True
+    conda:
+        "../../envs/evaluation.yaml"
+    params:
+        jobs=[(v, f, s) for v in VARIANTS for f in FOLDS for s in STEPS],
+    script:
+        "../scripts/summarize_head_learning.py"
+
+
 rule plot_stage1_qa:
     input:
         qa="results/stage1/qa.tsv",

@@ -46,6 +46,7 @@ rule plan_stage2:
         planner=lambda wc: variant_planner(wc.variant),
         configuration=S2["configuration"],
         overrides=S2["plan_overrides"],
+        head=S2["head"],
     script:
         "../scripts/plan_stage2.py"
 
@@ -59,6 +60,7 @@ rule train_stage2:
         progress="results/stage2/{variant}/fold_{fold}/step{step}/progress.png",
         training_log="results/stage2/{variant}/fold_{fold}/step{step}/training_log.txt",
         debug="results/stage2/{variant}/fold_{fold}/step{step}/debug.json",
+        head_validation="results/stage2/{variant}/fold_{fold}/step{step}/head_validation.json",
     log:
         "results/logs/stage2/train_stage2_{variant}_fold_{fold}_step{step}.log",
     benchmark:

@@ -14,7 +14,8 @@ def main(smk):
     configure_nnunet_env(nnunet_root_beside(smk.output.plans), threads=smk.threads,
                          raw=Path(smk.input.dataset_json).parents[1])
     plans = plan_and_preprocess(DATASET_ID, smk.params.planner, smk.params.configuration, smk.params.overrides,
-                                read_json(smk.input.splits), num_processes=smk.threads)
+                                read_json(smk.input.splits), num_processes=smk.threads,
+                                classification_head=smk.params.head)
     copy_model_files(plans, Path(smk.input.dataset_json), Path(smk.output.plans).parent)
 
 

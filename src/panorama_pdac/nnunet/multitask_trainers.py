@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -33,14 +33,21 @@ from torch import autocast, nn
 
 from ..errors import ConfigError, DataError
 from ..io import read_json
-from ..labels import LESION
+from ..io import write_json
+from ..labels import LESION, PARENCHYMA
 from ..losses import TverskyLoss
 from ..networks import MultiTaskUNet
+from .multitask_inference import AGGREGATIONS, WindowAggregation, head_window_logits, pdac_probability
 
 AUROC_KEY = "val_patch_auroc"
+CLS_LOSS_KEY = "train_cls_loss"
+HEAD_VALIDATION = "head_validation.json"  # case-level validation of the head, written by every step
 SEG_LOSSES = ("dice_ce", "tversky")
 OPTIMIZERS = ("sgd", "adamw")
-HEAD_KEYS = ("width", "hidden")  # optional "classification_head" entry of the plans configuration
+# The plans configuration's optional "classification_head" entry: the network's head, then how inference
+# aggregates its windows (multitask_inference.WindowAggregation).
+HEAD_NETWORK_KEYS = ("width", "hidden", "norm", "pooling", "dropout")
+HEAD_KEYS = HEAD_NETWORK_KEYS + ("aggregation", "top_k")
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,10 @@ class MultiTaskOptions:
     seg_loss: "dice_ce" (nnU-Net's default) or "tversky" (TverskyLoss, see losses.py for alpha / beta).
     ce_weight: weight of the voxel CE term next to Dice or Tversky. seg_weight / cls_weight: weights of the
     two tasks in the steps that train them. optimizer: "sgd" (nnU-Net's Nesterov SGD) or "adamw".
-    lesion_oversample: probability that a training patch from a case with lesion voxels is centred on the
-    lesion (nnU-Net's foreground forcing picks a random class, so a small lesion is rarely seen; and a
-    case-level PDAC label on a patch without the lesion teaches the classifier nothing).
+    lesion_oversample: probability that a training patch is centred on the lesion in a case with lesion voxels,
+    on the pancreas parenchyma in a case without (nnU-Net's foreground forcing picks a random class, so a small
+    lesion is rarely seen; and a case-level PDAC label on a patch without the lesion teaches the classifier
+    nothing). balanced_batches: half of every training batch from PDAC cases, half from non-PDAC (JSC).
     """
 
     case_labels: str | None = None
@@ -67,6 +75,7 @@ class MultiTaskOptions:
     optimizer: str = "sgd"
     weight_decay: float = 3e-5
     lesion_oversample: float = 0.0
+    balanced_batches: bool = False
 
     def __post_init__(self):
         if self.seg_loss not in SEG_LOSSES:
@@ -96,6 +105,13 @@ class MultiTaskOptions:
         """Set on a trainer before `initialize()` (`train_fold` calls it for its `options` argument)."""
         trainer.options = self
         trainer.weight_decay = self.weight_decay
+
+
+def head_network_settings(head: Mapping) -> dict:
+    """The network's part of a plans `classification_head` entry (the rest is inference's aggregation)."""
+    if set(head) - set(HEAD_KEYS):
+        raise ConfigError(f"plans classification_head may only set {HEAD_KEYS}, got {sorted(head)}")
+    return {k: v for k, v in head.items() if k in HEAD_NETWORK_KEYS}
 
 
 def read_case_labels(path: str | os.PathLike) -> dict[str, int]:
@@ -133,10 +149,8 @@ class MultiTaskTrainer(nnUNetTrainer):
                                    enable_deep_supervision: bool = True) -> MultiTaskUNet:
         unet = nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
                                                         num_output_channels, enable_deep_supervision)
-        head = configuration_manager.configuration.get("classification_head", {})
-        if set(head) - set(HEAD_KEYS):
-            raise ConfigError(f"plans classification_head may only set {HEAD_KEYS}, got {sorted(head)}")
-        return MultiTaskUNet.from_unet(unet, **head)
+        return MultiTaskUNet.from_unet(
+            unet, **head_network_settings(configuration_manager.configuration.get("classification_head", {})))
 
     def initialize(self):
         if self.options.case_labels is None:
@@ -147,15 +161,28 @@ class MultiTaskTrainer(nnUNetTrainer):
         self.cls_loss = nn.CrossEntropyLoss(
             weight=torch.tensor(self.options.class_weights, dtype=torch.float32, device=self.device))
         # nnU-Net's local logger refuses keys it was not told about (one value per epoch each).
-        self.logger.local_logger.my_fantastic_logging.setdefault(AUROC_KEY, [])
+        for key in (AUROC_KEY, CLS_LOSS_KEY):
+            self.logger.local_logger.my_fantastic_logging.setdefault(key, [])
+        self._epoch_cls_losses: list[float] = []
 
     def get_dataloaders(self):
         train, val = super().get_dataloaders()
+        loader = training_loader(train)
         if self.options.lesion_oversample:
-            p = self.options.lesion_oversample
-            loader = training_loader(train)
-            loader.get_bbox = LesionCentredBoxes(loader.get_bbox, p)
+            loader.get_bbox = PancreasCentredBoxes(loader.get_bbox, self.options.lesion_oversample)
+        if self.options.balanced_batches:
+            self._balance(loader)
         return train, val
+
+    def _balance(self, loader) -> None:
+        keys = list(loader.indices)
+        labels = self.case_targets(keys).tolist()
+        positives = [k for k, label in zip(keys, labels) if label == 1]
+        negatives = [k for k, label in zip(keys, labels) if label == 0]
+        if not positives or not negatives:
+            raise DataError(self.options.case_labels, f"fold {self.fold} has training cases of one class only: "
+                            "class-balanced batches need PDAC and non-PDAC cases")
+        loader.get_indices = BalancedIndices(positives, negatives, loader.batch_size)
 
     def _build_loss(self):
         if self.label_manager.has_regions:
@@ -211,7 +238,9 @@ class MultiTaskTrainer(nnUNetTrainer):
         if seg is not None:
             loss = loss + self.options.seg_weight * self.loss(seg, target)
         if logits is not None:
-            loss = loss + self.options.cls_weight * self.cls_loss(logits.float(), labels)
+            cls_loss = self.cls_loss(logits.float(), labels)
+            self._epoch_cls_losses.append(cls_loss.item())
+            loss = loss + self.options.cls_weight * cls_loss
         return loss
 
     def train_step(self, batch: dict) -> dict:
@@ -251,6 +280,14 @@ class MultiTaskTrainer(nnUNetTrainer):
         result["pdac_label"] = labels.cpu().numpy()
         return result
 
+    def on_train_epoch_end(self, train_outputs: list[dict]):
+        super().on_train_epoch_end(train_outputs)
+        cls_loss = float(np.mean(self._epoch_cls_losses)) if self._epoch_cls_losses else np.nan
+        self.logger.log(CLS_LOSS_KEY, cls_loss, self.current_epoch)
+        if self._epoch_cls_losses:
+            self.print_to_log_file(f"Classification loss (training patches): {cls_loss:.4f}")
+        self._epoch_cls_losses = []
+
     def on_validation_epoch_end(self, val_outputs: list[dict]):
         super().on_validation_epoch_end(val_outputs)
         auroc = patch_auroc(np.concatenate([o["pdac_label"] for o in val_outputs]),
@@ -261,6 +298,44 @@ class MultiTaskTrainer(nnUNetTrainer):
                                 else f"{auroc:.4f}"))
 
 
+    def on_train_end(self):
+        super().on_train_end()
+        self.validate_cases()  # step 1 too: its untrained head is the reference the later steps must beat
+
+    @torch.inference_mode()
+    def validate_cases(self) -> dict:
+        """Does the head learn? Every validation case's whole crop in nnU-Net's sliding-window positions (no
+        mirroring; encoder and head only), aggregated as inference aggregates it, then the case-level AUROC;
+        written to head_validation.json beside the checkpoint with the per-epoch classification loss."""
+        self.set_deep_supervision_enabled(False)
+        net = self._bare_network()
+        net.eval()
+        aggregation = WindowAggregation.from_head_settings(
+            self.configuration_manager.configuration.get("classification_head", {}))
+        rules = {rule: replace(aggregation, rule=rule) for rule in AGGREGATIONS}
+        _, val_keys = self.do_split()
+        dataset = self.dataset_class(self.preprocessed_dataset_folder, val_keys)
+        labels = self.case_targets(val_keys).tolist()
+        probabilities = {rule: [] for rule in rules}
+        for key in val_keys:
+            data = torch.from_numpy(np.asarray(dataset.load_case(key)[0][:]))
+            logits = head_window_logits(net, data, self.configuration_manager.patch_size)
+            for rule, aggregate in rules.items():
+                probabilities[rule].append(pdac_probability([[logits]], aggregate))
+        aurocs = {rule: patch_auroc(np.array(labels), np.array(p)) for rule, p in probabilities.items()}
+        auroc = aurocs[aggregation.rule]
+        logged = self.logger.local_logger.my_fantastic_logging
+        result = {"fold": self.fold, "aggregation": aggregation.rule, "case_auroc": auroc,
+                  "case_auroc_by_aggregation": aurocs,
+                  "cases": {k: {"pdac": y, "pdac_probability": p}
+                            for k, y, p in zip(val_keys, labels, probabilities[aggregation.rule])},
+                  "train_cls_loss": [None if np.isnan(v) else v for v in logged[CLS_LOSS_KEY]]}
+        write_json(result, os.path.join(self.output_folder, HEAD_VALIDATION))
+        self.print_to_log_file("Case-level PDAC AUROC on the fold's validation cases (whole crops): " +
+                               ("undefined (one class only)" if auroc is None else f"{auroc:.4f}"))
+        return result
+
+
 class Step1SegTrainer(MultiTaskTrainer):
     """Step 1: segmentation only; the classification head stays frozen at its initialisation."""
 
@@ -268,16 +343,20 @@ class Step1SegTrainer(MultiTaskTrainer):
     loss_terms = ("seg",)
 
 
-class LesionCentredBoxes:
-    """Replaces a data loader's `get_bbox`: with probability `p`, a case with lesion voxels gets its patch
-    forced onto the lesion class; otherwise nnU-Net's own choice."""
+class PancreasCentredBoxes:
+    """Replaces a data loader's `get_bbox`: with probability `p`, the patch is forced onto the lesion in a case
+    with lesion voxels and onto the pancreas parenchyma in one without; otherwise nnU-Net's own choice.
+    Both classes of case are centred on the pancreas equally often, so where a patch was taken says nothing
+    about the case's label."""
 
     def __init__(self, get_bbox, p: float):
         self.get_bbox, self.p = get_bbox, p
 
     def __call__(self, data_shape, force_fg, class_locations, overwrite_class=None, verbose=False):
-        if class_locations is not None and len(class_locations.get(LESION, ())) and np.random.rand() < self.p:
-            return self.get_bbox(data_shape, True, class_locations, overwrite_class=LESION, verbose=verbose)
+        if class_locations is not None and np.random.rand() < self.p:
+            target = LESION if len(class_locations.get(LESION, ())) else PARENCHYMA
+            if len(class_locations.get(target, ())):
+                return self.get_bbox(data_shape, True, class_locations, overwrite_class=target, verbose=verbose)
         return self.get_bbox(data_shape, force_fg, class_locations, overwrite_class, verbose)
 
 
@@ -304,25 +383,10 @@ class BalancedIndices:
 
 
 class Step2ClsTrainer(MultiTaskTrainer):
-    """Step 2: classification head only, encoder and decoder frozen, class-balanced training batches."""
+    """Step 2: classification head only, encoder and decoder frozen."""
 
     frozen = ("encoder", "decoder")
     loss_terms = ("cls",)
-
-    def get_dataloaders(self):
-        train, val = super().get_dataloaders()
-        self._balance(training_loader(train))
-        return train, val
-
-    def _balance(self, loader) -> None:
-        keys = list(loader.indices)
-        labels = self.case_targets(keys).tolist()
-        positives = [k for k, label in zip(keys, labels) if label == 1]
-        negatives = [k for k, label in zip(keys, labels) if label == 0]
-        if not positives or not negatives:
-            raise DataError(self.options.case_labels, f"fold {self.fold} has training cases of one class only: "
-                            "class-balanced batches need PDAC and non-PDAC cases")
-        loader.get_indices = BalancedIndices(positives, negatives, loader.batch_size)
 
 
 class Step3JointTrainer(MultiTaskTrainer):

@@ -34,8 +34,7 @@ def override_configuration(plans: dict, configuration: str, overrides: dict) -> 
     batch_size; batch_dice (Dice over the whole batch, not per patch: a rare class absent from most
     patches is then not pushed to zero on each of them); base_features / max_features: features per stage = min(max, base * 2**stage);
     n_conv_per_stage: convolutions (plain encoder) or residual blocks (ResEnc) per encoder stage, and
-    per decoder stage; head_width: channels of the stage-2 classification head's pyramid (256 when absent,
-    METHOD.md §3), kept as the plan's `classification_head` entry.
+    per decoder stage.
     """
     from nnunetv2.experiment_planning.experiment_planners.network_topology import (
         get_pool_and_conv_props,
@@ -71,8 +70,6 @@ def override_configuration(plans: dict, configuration: str, overrides: dict) -> 
         conf["batch_size"] = int(overrides["batch_size"])
     if "batch_dice" in overrides:
         conf["batch_dice"] = bool(overrides["batch_dice"])
-    if "head_width" in overrides:
-        conf["classification_head"] = {"width": int(overrides["head_width"])}
     return plans
 
 
@@ -84,6 +81,7 @@ def plan_and_preprocess(
     splits: list[dict],
     num_processes: int = 1,
     plans_name: str | None = None,
+    classification_head: dict | None = None,
 ) -> Path:
     """Plan `dataset_id` (folders from nnU-Net's environment, see env.py), apply `overrides` to
     `configuration`, save our `splits` as splits_final.json and preprocess that one configuration.
@@ -92,6 +90,8 @@ def plan_and_preprocess(
     overrides["spacing"] ((z, y, x) mm, the images' array order) goes to nnU-Net's planner as its target
     spacing (`overwrite_target_spacing`, 3d_fullres only), so that patch size and topology are planned for
     it: a coarser grid makes a CPU run of real-size crops feasible (fewer sliding windows per case).
+    `classification_head` (stage 2: the head's structure and window aggregation, config stage2.head) becomes
+    the configuration's `classification_head` entry, so that the model folder carries it to inference.
     """
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (
         extract_fingerprint_dataset,
@@ -113,7 +113,10 @@ def plan_and_preprocess(
                                             overwrite_target_spacing=spacing)
     folder = Path(str(nnUNet_preprocessed)) / convert_id_to_dataset_name(dataset_id)
     plans_file = folder / f"{identifier}.json"
-    write_json(override_configuration(read_json(plans_file), configuration, overrides), plans_file)
+    plans = override_configuration(read_json(plans_file), configuration, overrides)
+    if classification_head is not None:
+        plans["configurations"][configuration]["classification_head"] = dict(classification_head)
+    write_json(plans, plans_file)
     write_json(splits, folder / "splits_final.json")
     preprocess_dataset(dataset_id, identifier, configurations=(configuration,), num_processes=(num_processes,),
                        verbose=False, show_progress_bar=False)
