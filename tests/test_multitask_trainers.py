@@ -287,6 +287,18 @@ def test_options_and_case_labels_are_checked(data, tmp_path):
         trainer.case_targets(data["ids"][:2])
 
 
+def test_train_step_mirrors_the_installed_nnunet():
+    import hashlib
+    import inspect
+
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    digest = hashlib.sha256(inspect.getsource(nnUNetTrainer.train_step).encode()).hexdigest()
+    assert digest == Step3JointTrainer.MIRRORED_TRAIN_STEP_SHA256, (
+        "nnU-Net's nnUNetTrainer.train_step changed: bring MultiTaskTrainer.train_step in line with it "
+        "(autocast, grad scaler, clipping), then record the new digest in MIRRORED_TRAIN_STEP_SHA256")
+
+
 def test_patch_auroc():
     assert patch_auroc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
     assert patch_auroc(np.array([0, 1]), np.array([0.5, 0.5])) == pytest.approx(0.5)

@@ -10,8 +10,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from .geometry import Roi, crop_to_roi
+from .labels import LESION
 
-LESION_LABEL = 1
 
 
 def _foreground(mask: sitk.Image | np.ndarray) -> np.ndarray:
@@ -31,10 +31,10 @@ def dice(a: sitk.Image | np.ndarray, b: sitk.Image | np.ndarray) -> float:
 
 def roi_lesion_recall(label_fullres: sitk.Image, roi: Roi) -> float | None:
     """Fraction of lesion voxels (label 1) inside the ROI; None when the case has no lesion."""
-    n_lesion = int((sitk.GetArrayViewFromImage(label_fullres) == LESION_LABEL).sum())
+    n_lesion = int((sitk.GetArrayViewFromImage(label_fullres) == LESION).sum())
     if n_lesion == 0:
         return None
-    n_inside = int((sitk.GetArrayFromImage(crop_to_roi(label_fullres, roi)) == LESION_LABEL).sum())
+    n_inside = int((sitk.GetArrayFromImage(crop_to_roi(label_fullres, roi)) == LESION).sum())
     return n_inside / n_lesion
 
 

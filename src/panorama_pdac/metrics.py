@@ -27,10 +27,10 @@ from picai_eval.eval import evaluate_case
 
 from .errors import DataError
 from .io import read_image
+from .labels import LESION
 from .localisation_qa import dice
 from .published import TABLE4
 
-LESION_LABEL = 1
 FP_PER_CASE = (0.01, 0.001)  # operating points of the lesion sensitivity the challenge reports
 UNDEFINED = "undefined"
 NO_LESION = "no PDAC lesion in this set"  # why AP and lesion sensitivity are undefined
@@ -46,13 +46,13 @@ def iou_key(iou: float) -> str:
 
 def lesion_mask(label: np.ndarray) -> np.ndarray:
     """Binary PDAC mask of a PANORAMA label map (other values are anatomy, not lesions)."""
-    return (label == LESION_LABEL).astype(np.int32)
+    return (label == LESION).astype(np.int32)
 
 
 def lesion_dice(pred: np.ndarray, label: np.ndarray) -> float | None:
     """Dice of the predicted lesion (non-zero voxels of a detection map or mask) against the PDAC label;
     None for a case without PDAC, where Dice says nothing about the lesion."""
-    truth = label == LESION_LABEL
+    truth = label == LESION
     return dice(pred != 0, truth) if truth.any() else None
 
 
@@ -92,7 +92,7 @@ def _evaluate_one(case_id: str, det_item: ArrayOrPath, label_item: ArrayOrPath,
         except ValueError as e:  # picai_eval's check that each blob holds one value
             raise DataError(where, "not a valid detection map: a connected blob holds more than one value "
                             "(a probability map?)", case_id) from e
-    return {"lesion_results": lesion_results, "det_max": float(det_max), "pdac": bool((label == LESION_LABEL).any()),
+    return {"lesion_results": lesion_results, "det_max": float(det_max), "pdac": bool((label == LESION).any()),
             "lesion_dice": lesion_dice(det, label)}
 
 
@@ -231,7 +231,7 @@ def evaluate_cases(
         "variant": variant,
         "picai_eval_version": version("picai_eval"),
         "hit_criterion": "IoU >= threshold (picai_eval overlap_func='IoU', min_overlap)",
-        "label_postprocess": f"label == {LESION_LABEL}",
+        "label_postprocess": f"label == {LESION}",
         "iou_thresholds": list(iou_thresholds),
         "scores": list(case_scores),
         "n_bootstrap": n_bootstrap,

@@ -9,13 +9,15 @@ import torch
 
 from ..io import read_json
 
+WINDOW_STEP = 0.5  # nnU-Net's default tile step (fraction of the patch) between sliding windows
+
 
 def load_predictor(model_folder: str | os.PathLike, checkpoints: list[str | os.PathLike], device: torch.device,
-                   mirroring: bool, trainer_class=None, network=None, tile_step_size: float = 0.5):
+                   mirroring: bool, trainer_class=None):
     """An `nnUNetPredictor` over an ensemble of checkpoints (one per fold).
 
     `model_folder` holds nnU-Net's `plans.json` and `dataset.json`. The network comes from
-    `trainer_class.build_network_architecture` (stock nnUNetTrainer by default) unless given.
+    `trainer_class.build_network_architecture` (stock nnUNetTrainer by default).
     """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -30,14 +32,12 @@ def load_predictor(model_folder: str | os.PathLike, checkpoints: list[str | os.P
     loaded = [torch.load(c, map_location="cpu", weights_only=False) for c in checkpoints]
     configuration = loaded[0]["init_args"]["configuration"]
     conf = plans_manager.get_configuration(configuration)
-    if network is None:
-        trainer_class = trainer_class or nnUNetTrainer
-        network = trainer_class.build_network_architecture(
-            plans_manager, conf, determine_num_input_channels(plans_manager, conf, dataset_json),
-            plans_manager.get_label_manager(dataset_json).num_segmentation_heads, enable_deep_supervision=False)
+    network = (trainer_class or nnUNetTrainer).build_network_architecture(
+        plans_manager, conf, determine_num_input_channels(plans_manager, conf, dataset_json),
+        plans_manager.get_label_manager(dataset_json).num_segmentation_heads, enable_deep_supervision=False)
     params = [c["network_weights"] for c in loaded]
     network.load_state_dict(params[0])
-    predictor = nnUNetPredictor(tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=mirroring,
+    predictor = nnUNetPredictor(tile_step_size=WINDOW_STEP, use_gaussian=True, use_mirroring=mirroring,
                                 perform_everything_on_device=device.type == "cuda", device=device,
                                 verbose=False, allow_tqdm=False)
     predictor.manual_initialization(network, plans_manager, conf, params, dataset_json,

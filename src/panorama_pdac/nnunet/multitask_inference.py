@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..labels import LESION
 from ..networks import MultiTaskUNet
+from .inference import WINDOW_STEP
 
-LESION_LABEL = 1  # PDAC lesion in the 7-label map
 PDAC_CLASS = 1  # index of the PDAC logit
 
 
@@ -66,9 +67,6 @@ def pdac_probability(window_logits_per_fold: Sequence[Sequence[torch.Tensor]],
                      aggregation: WindowAggregation = WindowAggregation()) -> float:
     """Mean over folds of each fold's aggregated window/mirror probability."""
     return float(np.mean([aggregation(window_logits) for window_logits in window_logits_per_fold]))
-
-
-WINDOW_STEP = 0.5  # nnU-Net's default tile step (fraction of the patch), as inference uses it
 
 
 @torch.inference_mode()
@@ -124,6 +122,6 @@ def predict_case(predictor, image_files: Sequence[str | os.PathLike] | None = No
     seg_logits /= len(predictor.list_of_parameters)
     _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
         seg_logits, plans, conf, labels, props, return_probabilities=True)
-    lesion = probabilities[labels.all_labels.index(LESION_LABEL)].astype(np.float32)
+    lesion = probabilities[labels.all_labels.index(LESION)].astype(np.float32)
     aggregation = WindowAggregation.from_head_settings(conf.configuration.get("classification_head", {}))
     return lesion, pdac_probability(window_logits_per_fold, aggregation)

@@ -243,6 +243,11 @@ class MultiTaskTrainer(nnUNetTrainer):
             loss = loss + self.options.cls_weight * cls_loss
         return loss
 
+    # sha256 of the source of nnU-Net's nnUNetTrainer.train_step that train_step below mirrors (nnunetv2 2.8.1):
+    # a test compares it with the installed nnU-Net, so that an upgrade changing the original (mixed precision,
+    # gradient clipping, compilation) fails loudly instead of leaving ours silently behind.
+    MIRRORED_TRAIN_STEP_SHA256 = "c8993de84c8c419f6471f619f82839931c8e7d1bae0b0eddca42951fcab90819"
+
     def train_step(self, batch: dict) -> dict:
         # nnU-Net's train_step with the multi-task loss in place of self.loss(self.network(data), target).
         data = batch["data"].to(self.device, non_blocking=True)
