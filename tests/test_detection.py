@@ -8,11 +8,11 @@ import SimpleITK as sitk
 from picai_eval.analysis_utils import parse_detection_map
 
 from panorama_pdac.detection import (
+    detect_lesions,
     detection_map,
     full_size_detection_map,
     restrict_to_pancreas,
 )
-from panorama_pdac.evaluation import detect_lesions
 from panorama_pdac.io import read_image_header, write_image
 
 
@@ -139,3 +139,14 @@ def test_full_size_map_refuses_a_wrong_box():
         full_size_detection_map(np.zeros((3, 2, 4)), (7, 2, 1), (4, 2, 3), ref)
     with pytest.raises(ValueError, match="does not fit"):
         full_size_detection_map(np.zeros((3, 2, 4)), (-1, 2, 1), (4, 2, 3), ref)
+
+
+def test_predicting_needs_no_plotting_library():
+    # predict runs in a container with no display: its imports must not reach matplotlib (figures.py)
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "import panorama_pdac.predict\n"
+            "assert 'panorama_pdac.figures' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from report_guided_annotation import extract_lesion_candidates
 from scipy import ndimage
 
-from .geometry import paste_box
+from .geometry import main_components, paste_box, resample_to_reference
 
 
 def restrict_to_pancreas(
@@ -82,3 +82,21 @@ def full_size_detection_map(
     and direction are used. Never resampled: interpolation would break the constant-valued blobs.
     """
     return paste_box(reference, np.asarray(det_crop_zyx, dtype=np.float32), start_xyz, size_xyz)
+
+
+def detect_lesions(lesion: sitk.Image, settings: dict, pancreas: sitk.Image | None = None,
+                   min_component_fraction: float = 0.0) -> np.ndarray:
+    """Detection map (z, y, x) on the lesion-probability map's grid, with the `evaluation.postprocess`
+    settings. `pancreas` (the stage-1 mask, on its own low-resolution grid) is used only when the settings
+    ask for masking; `min_component_fraction` (stage1.roi_min_component_fraction) keeps the pieces the ROI
+    was boxed around, so that a stage-1 false-positive speck far from the pancreas admits no candidates."""
+    s = settings
+    # The low-resolution mask brought onto the crop's grid.
+    mask = None
+    if s["mask_to_pancreas"]:
+        pancreas = main_components(pancreas, min_component_fraction)
+        mask = sitk.GetArrayFromImage(resample_to_reference(pancreas, lesion, is_label=True))
+    return detection_map(sitk.GetArrayFromImage(lesion), threshold=s["threshold"],
+                         dynamic_threshold_factor=s["dynamic_threshold_factor"],
+                         min_voxels_detection=s["min_voxels_detection"], pancreas_mask_zyx=mask,
+                         dilate_mm=s["pancreas_dilation_mm"], spacing_zyx=lesion.GetSpacing()[::-1])

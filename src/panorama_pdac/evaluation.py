@@ -9,30 +9,12 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from .detection import detection_map, full_size_detection_map
+from .detection import detect_lesions, full_size_detection_map
 from .figures import montage_panel
-from .geometry import Roi, crop_to_roi, main_components, resample_to_reference
+from .geometry import Roi, crop_to_roi
 from .io import read_image, read_image_header, read_json, write_image
 from .per_case import CaseJob, run_per_case
 from .scores import case_scores_table
-
-
-def detect_lesions(lesion: sitk.Image, settings: dict, pancreas: sitk.Image | None = None,
-                   min_component_fraction: float = 0.0) -> np.ndarray:
-    """Detection map (z, y, x) on the lesion-probability map's grid, with the `evaluation.postprocess`
-    settings. `pancreas` (the stage-1 mask, on its own low-resolution grid) is used only when the settings
-    ask for masking; `min_component_fraction` (stage1.roi_min_component_fraction) keeps the pieces the ROI
-    was boxed around, so that a stage-1 false-positive speck far from the pancreas admits no candidates."""
-    s = settings
-    # The low-resolution mask brought onto the crop's grid.
-    mask = None
-    if s["mask_to_pancreas"]:
-        pancreas = main_components(pancreas, min_component_fraction)
-        mask = sitk.GetArrayFromImage(resample_to_reference(pancreas, lesion, is_label=True))
-    return detection_map(sitk.GetArrayFromImage(lesion), threshold=s["threshold"],
-                         dynamic_threshold_factor=s["dynamic_threshold_factor"],
-                         min_voxels_detection=s["min_voxels_detection"], pancreas_mask_zyx=mask,
-                         dilate_mm=s["pancreas_dilation_mm"], spacing_zyx=lesion.GetSpacing()[::-1])
 
 
 def _detect_case(job: CaseJob) -> dict:

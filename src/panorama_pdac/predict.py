@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from .detection import full_size_detection_map
+from .detection import detect_lesions, full_size_detection_map
 from .errors import DataError, PanoramaError
-from .evaluation import detect_lesions
 from .geometry import crop_to_roi, roi_from_mask
 from .io import read_image, read_image_header, write_image, write_json
 from .layout import IMAGE_SUFFIXES
