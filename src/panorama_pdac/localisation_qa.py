@@ -13,7 +13,6 @@ from .geometry import Roi, crop_to_roi
 from .labels import LESION
 
 
-
 def _foreground(mask: sitk.Image | np.ndarray) -> np.ndarray:
     arr = sitk.GetArrayViewFromImage(mask) if isinstance(mask, sitk.Image) else np.asarray(mask)
     return arr != 0

@@ -33,6 +33,11 @@ PDAC_CLASS = 1  # index of the PDAC logit
 AGGREGATIONS = ("mean", "max", "top_k")
 
 
+def head_settings(configuration_manager) -> Mapping:
+    """The plans configuration's `classification_head` entry (config stage2.head); empty: the published head."""
+    return configuration_manager.configuration.get("classification_head", {})
+
+
 @dataclass(frozen=True)
 class WindowAggregation:
     """How one model's window-and-mirror logits become a case's PDAC probability."""
@@ -123,5 +128,5 @@ def predict_case(predictor, image_files: Sequence[str | os.PathLike] | None = No
     _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
         seg_logits, plans, conf, labels, props, return_probabilities=True)
     lesion = probabilities[labels.all_labels.index(LESION)].astype(np.float32)
-    aggregation = WindowAggregation.from_head_settings(conf.configuration.get("classification_head", {}))
+    aggregation = WindowAggregation.from_head_settings(head_settings(conf))
     return lesion, pdac_probability(window_logits_per_fold, aggregation)

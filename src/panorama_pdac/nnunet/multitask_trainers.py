@@ -32,12 +32,17 @@ from scipy.stats import rankdata
 from torch import autocast, nn
 
 from ..errors import ConfigError, DataError
-from ..io import read_json
-from ..io import write_json
+from ..io import read_json, write_json
 from ..labels import LESION, PARENCHYMA
 from ..losses import TverskyLoss
 from ..networks import MultiTaskUNet
-from .multitask_inference import AGGREGATIONS, WindowAggregation, head_window_logits, pdac_probability
+from .multitask_inference import (
+    AGGREGATIONS,
+    WindowAggregation,
+    head_settings,
+    head_window_logits,
+    pdac_probability,
+)
 
 AUROC_KEY = "val_patch_auroc"
 CLS_LOSS_KEY = "train_cls_loss"
@@ -149,8 +154,7 @@ class MultiTaskTrainer(nnUNetTrainer):
                                    enable_deep_supervision: bool = True) -> MultiTaskUNet:
         unet = nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
                                                         num_output_channels, enable_deep_supervision)
-        return MultiTaskUNet.from_unet(
-            unet, **head_network_settings(configuration_manager.configuration.get("classification_head", {})))
+        return MultiTaskUNet.from_unet(unet, **head_network_settings(head_settings(configuration_manager)))
 
     def initialize(self):
         if self.options.case_labels is None:
@@ -163,7 +167,7 @@ class MultiTaskTrainer(nnUNetTrainer):
         # nnU-Net's local logger refuses keys it was not told about (one value per epoch each).
         for key in (AUROC_KEY, CLS_LOSS_KEY):
             self.logger.local_logger.my_fantastic_logging.setdefault(key, [])
-        self._epoch_cls_losses: list[float] = []
+        self._epoch_cls_losses: list[torch.Tensor] = []
 
     def get_dataloaders(self):
         train, val = super().get_dataloaders()
@@ -239,7 +243,7 @@ class MultiTaskTrainer(nnUNetTrainer):
             loss = loss + self.options.seg_weight * self.loss(seg, target)
         if logits is not None:
             cls_loss = self.cls_loss(logits.float(), labels)
-            self._epoch_cls_losses.append(cls_loss.item())
+            self._epoch_cls_losses.append(cls_loss.detach())  # read at the epoch's end: no sync per iteration
             loss = loss + self.options.cls_weight * cls_loss
         return loss
 
@@ -287,7 +291,7 @@ class MultiTaskTrainer(nnUNetTrainer):
 
     def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)
-        cls_loss = float(np.mean(self._epoch_cls_losses)) if self._epoch_cls_losses else np.nan
+        cls_loss = torch.stack(self._epoch_cls_losses).mean().item() if self._epoch_cls_losses else np.nan
         self.logger.log(CLS_LOSS_KEY, cls_loss, self.current_epoch)
         if self._epoch_cls_losses:
             self.print_to_log_file(f"Classification loss (training patches): {cls_loss:.4f}")
@@ -302,7 +306,6 @@ class MultiTaskTrainer(nnUNetTrainer):
                                ("undefined (validation patches of one class only)" if auroc is None
                                 else f"{auroc:.4f}"))
 
-
     def on_train_end(self):
         super().on_train_end()
         self.validate_cases()  # step 1 too: its untrained head is the reference the later steps must beat
@@ -312,11 +315,9 @@ class MultiTaskTrainer(nnUNetTrainer):
         """Does the head learn? Every validation case's whole crop in nnU-Net's sliding-window positions (no
         mirroring; encoder and head only), aggregated as inference aggregates it, then the case-level AUROC;
         written to head_validation.json beside the checkpoint with the per-epoch classification loss."""
-        self.set_deep_supervision_enabled(False)
         net = self._bare_network()
         net.eval()
-        aggregation = WindowAggregation.from_head_settings(
-            self.configuration_manager.configuration.get("classification_head", {}))
+        aggregation = WindowAggregation.from_head_settings(head_settings(self.configuration_manager))
         rules = {rule: replace(aggregation, rule=rule) for rule in AGGREGATIONS}
         _, val_keys = self.do_split()
         dataset = self.dataset_class(self.preprocessed_dataset_folder, val_keys)
