@@ -39,8 +39,8 @@ from panorama_pdac.labels import LESION, PANCREAS
 from panorama_pdac.networks import FPN_LEVELS, MultiTaskUNet
 from panorama_pdac.nnunet.env import resolve_device
 from panorama_pdac.nnunet.multitask_inference import PDAC_CLASS, pdac_probability, predict_case
-from panorama_pdac.stage1 import FILE_ENDING
-from panorama_pdac.stage2 import CASE_LABELS, raw_dataset_dir
+from panorama_pdac.nnunet.datasets import image_file, label_file, raw_dataset_dir
+from panorama_pdac.stage2 import CASE_LABELS, DATASET_NAME
 
 TOP_WINDOWS = 3  # top-k mean of window probabilities: between max (one window) and mean (all)
 # Top-k mean of cell probabilities: a demo lesion touches 140-370 coarsest-stage cells summed over the windows
@@ -179,8 +179,7 @@ def record_fold(model_dir: Path, checkpoint: Path, raw: Path, cases: Sequence[st
 
     predictor = load_predictor(model_dir, [checkpoint], device, mirroring=False, trainer_class=Step3JointTrainer)
     cell_size = coarsest_cell_size(predictor.network)
-    return {c: record_case(predictor, c, labels[c], raw / "imagesTr" / f"{c}_0000{FILE_ENDING}",
-                           raw / "labelsTr" / f"{c}{FILE_ENDING}", cell_size) for c in cases}
+    return {c: record_case(predictor, c, labels[c], image_file(raw, c), label_file(raw, c), cell_size) for c in cases}
 
 
 # --- case scores: aggregations and probes ------------------------------------------------------------------
@@ -370,7 +369,7 @@ def run_inputs(results: Path, variant: str, folds: Sequence[int] | None
                ) -> tuple[Path, Path, list[int], list[dict], list[Path]]:
     """Model folder, raw dataset, folds (default: all of splits_final.json), their splits and checkpoints."""
     stage2 = results / "stage2" / variant
-    raw = raw_dataset_dir(results / "stage2" / "nnunet")
+    raw = raw_dataset_dir(results / "stage2" / "nnunet", DATASET_NAME)
     splits_file = results / "dataset" / "splits_final.json"
     if not splits_file.exists():
         raise SystemExit(f"not a workflow's results folder: no {splits_file}")

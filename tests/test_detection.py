@@ -13,7 +13,9 @@ from panorama_pdac.detection import (
     full_size_detection_map,
     restrict_to_pancreas,
 )
+from panorama_pdac.geometry import Roi
 from panorama_pdac.io import read_image_header, write_image
+from panorama_pdac.stage1 import localise
 
 
 def _two_blobs() -> np.ndarray:
@@ -53,7 +55,7 @@ def test_masking_removes_candidates_outside_the_pancreas_before_extraction():
     assert (det == np.float32(0.5)).sum() == 40
 
 
-def test_masking_to_the_stage1_pancreas_drops_the_specks_the_roi_dropped():
+def test_masking_to_the_localised_pancreas_drops_the_specks_the_roi_dropped():
     # The stage-1 mask on a grid twice as coarse as the lesion map's: a pancreas of 50 voxels under the weaker
     # blob, and a speck of 8 (less than a quarter of it) under the stronger one.
     lesion = sitk.GetImageFromArray(_two_blobs())
@@ -66,7 +68,7 @@ def test_masking_to_the_stage1_pancreas_drops_the_specks_the_roi_dropped():
                 "mask_to_pancreas": True, "pancreas_dilation_mm": 0}
     every_piece = detect_lesions(lesion, settings, pancreas)
     assert np.unique(every_piece).tolist() == pytest.approx([0, 0.5, 0.9])
-    main_piece = detect_lesions(lesion, settings, pancreas, min_component_fraction=0.25)
+    main_piece = detect_lesions(lesion, settings, localise(pancreas, lesion, (0, 0, 0), 0.25).pancreas)
     assert np.unique(main_piece).tolist() == pytest.approx([0, 0.5])
 
 
@@ -116,29 +118,33 @@ def _check_pasted(full: sitk.Image, ref: sitk.Image, crop: np.ndarray) -> None:
     assert arr.sum() == pytest.approx(crop.sum())
 
 
+def _box(start_xyz, size_xyz) -> Roi:
+    return Roi(start_xyz, size_xyz, (0, 0, 0), (1, 1, 1), (0, 0, 0))
+
+
 def test_full_size_map_pastes_at_the_box_with_the_reference_geometry():
     ref = _reference()
     crop = np.zeros((3, 2, 4), dtype=np.float64)
     crop[1, :, 1:3] = 0.75
-    _check_pasted(full_size_detection_map(crop, (5, 2, 1), (4, 2, 3), ref), ref, crop)
+    _check_pasted(full_size_detection_map(crop, _box((5, 2, 1), (4, 2, 3)), ref), ref, crop)
 
 
 def test_full_size_map_from_a_header_only(tmp_path):
     ref = _reference()
     write_image(ref, tmp_path / "ct.nii.gz")
     crop = np.full((3, 2, 4), 0.5, dtype=np.float32)
-    _check_pasted(full_size_detection_map(crop, (5, 2, 1), (4, 2, 3), read_image_header(tmp_path / "ct.nii.gz")),
-                  ref, crop)
+    header = read_image_header(tmp_path / "ct.nii.gz")
+    _check_pasted(full_size_detection_map(crop, _box((5, 2, 1), (4, 2, 3)), header), ref, crop)
 
 
 def test_full_size_map_refuses_a_wrong_box():
     ref = _reference()
     with pytest.raises(ValueError, match="does not match"):
-        full_size_detection_map(np.zeros((2, 2, 4)), (5, 2, 1), (4, 2, 3), ref)
+        full_size_detection_map(np.zeros((2, 2, 4)), _box((5, 2, 1), (4, 2, 3)), ref)
     with pytest.raises(ValueError, match="does not fit"):
-        full_size_detection_map(np.zeros((3, 2, 4)), (7, 2, 1), (4, 2, 3), ref)
+        full_size_detection_map(np.zeros((3, 2, 4)), _box((7, 2, 1), (4, 2, 3)), ref)
     with pytest.raises(ValueError, match="does not fit"):
-        full_size_detection_map(np.zeros((3, 2, 4)), (-1, 2, 1), (4, 2, 3), ref)
+        full_size_detection_map(np.zeros((3, 2, 4)), _box((-1, 2, 1), (4, 2, 3)), ref)
 
 
 def test_predicting_needs_no_plotting_library():

@@ -1,4 +1,5 @@
-"""Every figure writes a PNG of the expected size, deterministically; odd inputs do not break them."""
+"""Every figure writes a PNG of the expected size with its data drawn, deterministically; odd inputs do not
+break them."""
 
 from __future__ import annotations
 
@@ -48,6 +49,13 @@ def _png_size(path) -> tuple[int, int]:
         return image.size
 
 
+def _coloured_pixels(path) -> int:
+    """Pixels of a saturated colour: the plotted data. Axes, text, grids and the chance line are grey."""
+    with Image.open(path) as image:
+        rgb = np.asarray(image.convert("RGB"), dtype=int)
+    return int(((rgb.max(axis=2) - rgb.min(axis=2)) > 80).sum())
+
+
 def _curves():
     roc = {"ce: fused": ([0, 0, 0.5, 1], [0, 0.5, 1, 1], 0.875), "ce: cls": ([0, 1], [0, 1], "undefined")}
     pr = {"ce": ([0, 0.5, 1], [1, 1, 0.5], 0.75)}
@@ -63,8 +71,11 @@ def test_curve_plots(tmp_path):
     assert _png_size(tmp_path / "roc.png") == (600, 600)
     assert _png_size(tmp_path / "pr.png") == (600, 600)
     assert _png_size(tmp_path / "froc.png") == (700, 500)
+    for name in ("roc", "pr", "froc"):
+        assert _coloured_pixels(tmp_path / f"{name}.png") > 500, f"{name}: no curve drawn"
     plot_roc({}, tmp_path / "empty.png")  # every set undefined: a note, not a crash
     assert _png_size(tmp_path / "empty.png") == (600, 600)
+    assert _coloured_pixels(tmp_path / "empty.png") == 0
     assert not list(tmp_path.glob(".*"))  # no temporary files left
 
 
@@ -94,6 +105,7 @@ def test_training_curves_from_logs_and_tables(tmp_path):
             "stage 2, step 2": {"fold 0": table[["epoch", "train_loss"]]}}  # a step without validation columns
     plot_training_curves(runs, tmp_path / "training.png")
     assert _png_size(tmp_path / "training.png") == (1200, 3 * 350)
+    assert _coloured_pixels(tmp_path / "training.png") > 1000
 
 
 def test_roi_recall(tmp_path):
@@ -101,6 +113,7 @@ def test_roi_recall(tmp_path):
                        "roi_lesion_recall": [1.0, 0.6, 0.0, None], "roi_fallback": [False, False, True, False]})
     plot_roi_recall(qa, tmp_path / "qa.png")
     assert _png_size(tmp_path / "qa.png") == (1200, 450)
+    assert _coloured_pixels(tmp_path / "qa.png") > 1000
     plot_roi_recall(qa.iloc[3:], tmp_path / "no_pdac.png")
     assert _png_size(tmp_path / "no_pdac.png") == (1200, 450)
 
@@ -143,3 +156,6 @@ def test_montage_handles_cases_without_lesion(tmp_path):
     assert _png_size(tmp_path / "one.png") == (300, 350)
     plot_qa_montage([], tmp_path / "none.png")
     assert _png_size(tmp_path / "none.png") == (300, 350)
+    plot_qa_montage(panels[:1], tmp_path / "detected.png")
+    # the detected lesion's outlines: more colour than an empty panel's legend
+    assert _coloured_pixels(tmp_path / "detected.png") > _coloured_pixels(tmp_path / "one.png") + 300

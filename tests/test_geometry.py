@@ -15,15 +15,21 @@ from panorama_pdac.geometry import (
     crop_to_roi,
     main_components,
     pancreas_mask,
-    paste_into,
+    paste_box,
     resample_to_reference,
     resample_to_spacing,
     roi_from_mask,
 )
+from panorama_pdac.stage1 import localise
 
 STAGE1_SPACING = (4.5, 4.5, 9.0)
 SIZE_XYZ = (80, 70, 40)
 SPACING_XYZ = (0.8, 0.7, 2.5)
+
+
+def _stop(roi: Roi) -> tuple[int, ...]:
+    """Exclusive end index per axis (x, y, z)."""
+    return tuple(a + n for a, n in zip(roi.index_start_xyz, roi.index_size_xyz))
 
 
 def _rotation(deg_z: float, deg_x: float) -> np.ndarray:
@@ -118,7 +124,7 @@ def test_roi_honours_margin_in_mm_along_the_image_axes(direction, grid):
 
     # Every corner of every mask voxel, pushed by the margin along each image axis, stays inside the crop
     # (the box chosen here does not touch the image border, so nothing is clipped).
-    assert min(roi.index_start_xyz) > 0 and all(e < n for e, n in zip(roi.index_stop_xyz, SIZE_XYZ))
+    assert min(roi.index_start_xyz) > 0 and all(e < n for e, n in zip(_stop(roi), SIZE_XYZ))
     axes = np.array(label.GetDirection()).reshape(3, 3).T  # rows: world direction of index axes x, y, z
     offsets = [np.array(s) @ (margin[:, None] * axes) for s in itertools.product([-1, 0, 1], repeat=3)]
     for z, y, x in np.argwhere(sitk.GetArrayViewFromImage(mask) != 0):
@@ -148,7 +154,7 @@ def test_roi_margin_in_voxels_rounds_outward():
     roi = roi_from_mask(pancreas_mask(label), label, margin_mm_xyz=(2.0, 1.0, 2.6))
     # 2.0 / 0.8 = 2.5 -> 3 voxels; 1.0 / 0.7 = 1.43 -> 2; 2.6 / 2.5 = 1.04 -> 2
     assert roi.index_start_xyz == (37, 8, 10)
-    assert roi.index_stop_xyz == (69, 32, 28)
+    assert _stop(roi) == (69, 32, 28)
 
 
 def test_roi_is_clipped_at_the_image_border():
@@ -156,8 +162,8 @@ def test_roi_is_clipped_at_the_image_border():
     roi = roi_from_mask(_coarse_mask(label, "stage1"), label, margin_mm_xyz=(100.0, 50.0, 15.0))
     assert not roi.fallback
     # The x and y margins reach past both borders; z (15 mm = 6 slices) stays inside.
-    assert roi.index_start_xyz[:2] == (0, 0) and roi.index_stop_xyz[:2] == SIZE_XYZ[:2]
-    assert 0 < roi.index_start_xyz[2] and roi.index_stop_xyz[2] < SIZE_XYZ[2]
+    assert roi.index_start_xyz[:2] == (0, 0) and _stop(roi)[:2] == SIZE_XYZ[:2]
+    assert 0 < roi.index_start_xyz[2] and _stop(roi)[2] < SIZE_XYZ[2]
     assert crop_to_roi(label, roi).GetSize() == roi.index_size_xyz
 
 
@@ -174,14 +180,17 @@ def _speckled_prediction(direction: np.ndarray) -> tuple[sitk.Image, sitk.Image]
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS.values(), ids=DIRECTIONS.keys())
-def test_min_component_fraction_drops_a_far_speck_but_keeps_a_split_pancreas(direction):
+def test_localise_drops_a_far_speck_but_keeps_a_split_pancreas(direction):
     label, prediction = _speckled_prediction(direction)
-    everything = roi_from_mask(prediction, label, margin_mm_xyz=(0, 0, 0))
-    assert everything.index_stop_xyz == (79, 70, 40)  # METHOD.md's box reaches the speck
-    main = roi_from_mask(prediction, label, margin_mm_xyz=(0, 0, 0), min_component_fraction=0.25)
-    assert main.index_start_xyz == (5, 10, 12) and main.index_stop_xyz == (66, 60, 37)
-    largest = roi_from_mask(prediction, label, margin_mm_xyz=(0, 0, 0), min_component_fraction=0.9)
-    assert largest == roi_from_mask(pancreas_mask(label), label, margin_mm_xyz=(0, 0, 0))
+    everything = localise(prediction, label, (0, 0, 0), 0.0)
+    assert _stop(everything.roi) == (79, 70, 40)  # METHOD.md's box reaches the speck
+    assert everything.roi == roi_from_mask(prediction, label, margin_mm_xyz=(0, 0, 0))
+    main = localise(prediction, label, (0, 0, 0), 0.25)
+    assert main.roi.index_start_xyz == (5, 10, 12) and _stop(main.roi) == (66, 60, 37)
+    speck = sitk.GetArrayFromImage(main.pancreas)[38:40, 68:70, 78:79]
+    assert not speck.any() and sitk.GetArrayFromImage(main.pancreas).sum() == sitk.GetArrayFromImage(prediction).sum() - 4
+    largest = localise(prediction, label, (0, 0, 0), 0.9)
+    assert largest.roi == roi_from_mask(pancreas_mask(label), label, margin_mm_xyz=(0, 0, 0))
 
 
 def test_main_components_counts_diagonal_neighbours_as_one_component():
@@ -280,29 +289,25 @@ def test_paste_of_crop_reproduces_the_roi_and_fills_the_rest(direction):
     image = _image(values, SPACING_XYZ, direction)
     label = _label(direction)
     roi = roi_from_mask(_coarse_mask(label, "stage1"), label, margin_mm_xyz=(5.0, 4.0, 6.0))
-    (x0, y0, z0), (x1, y1, z1) = roi.index_start_xyz, roi.index_stop_xyz
+    (x0, y0, z0), (x1, y1, z1) = roi.index_start_xyz, _stop(roi)
 
     crop = crop_to_roi(image, roi)
-    for pasted in (paste_into(image, crop, roi), paste_into(image, sitk.GetArrayFromImage(crop), roi)):
-        assert pasted.GetSize() == image.GetSize()
-        assert pasted.GetOrigin() == image.GetOrigin()
-        assert pasted.GetSpacing() == image.GetSpacing()
-        assert pasted.GetDirection() == image.GetDirection()
-        out = sitk.GetArrayFromImage(pasted)
-        assert np.array_equal(out[z0:z1, y0:y1, x0:x1], values[z0:z1, y0:y1, x0:x1])
-        out[z0:z1, y0:y1, x0:x1] = 0
-        assert not out.any()
+    pasted = paste_box(image, sitk.GetArrayFromImage(crop), roi.index_start_xyz, roi.index_size_xyz)
+    assert pasted.GetSize() == image.GetSize()
+    assert pasted.GetOrigin() == image.GetOrigin()
+    assert pasted.GetSpacing() == image.GetSpacing()
+    assert pasted.GetDirection() == image.GetDirection()
+    out = sitk.GetArrayFromImage(pasted)
+    assert np.array_equal(out[z0:z1, y0:y1, x0:x1], values[z0:z1, y0:y1, x0:x1])
+    out[z0:z1, y0:y1, x0:x1] = 0
+    assert not out.any()
 
 
-def test_paste_refuses_a_crop_from_elsewhere_or_of_the_wrong_size():
+def test_paste_and_crop_refuse_a_box_of_the_wrong_size():
     label = _label(DIRECTIONS["flip_oblique"])
     roi = roi_from_mask(pancreas_mask(label), label, margin_mm_xyz=(2, 2, 2))
-    crop = crop_to_roi(label, roi)
-    crop.SetOrigin(tuple(np.array(crop.GetOrigin()) + 5.0))
-    with pytest.raises(ValueError, match="origin"):
-        paste_into(label, crop, roi)
     with pytest.raises(ValueError, match="shape"):
-        paste_into(label, np.zeros((1, 2, 3)), roi)
+        paste_box(label, np.zeros((1, 2, 3)), roi.index_start_xyz, roi.index_size_xyz)
     too_big = Roi((70, 0, 0), (20, 10, 10), (0, 0, 0), (1, 1, 1), (0, 0, 0))
     with pytest.raises(ValueError, match="does not fit"):
         crop_to_roi(label, too_big)

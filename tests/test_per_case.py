@@ -11,14 +11,14 @@ def _jobs(tmp_path, n=3):
     for i in range(n):
         src = tmp_path / f"in{i}.txt"
         src.write_text(str(i))
-        jobs.append(CaseJob(f"case{i}", [str(src)], [str(tmp_path / f"out{i}.txt")]))
+        jobs.append(CaseJob(f"case{i}", {"text": str(src)}, {"copy": str(tmp_path / f"out{i}.txt")}, {"a": 1}))
     return jobs
 
 
 def _copy(job):
-    with open(job.outputs[0], "w") as f:
-        f.write(open(job.inputs[0]).read())
-    return {"size": os.path.getsize(job.inputs[0])}
+    with open(job.outputs["copy"], "w") as f:
+        f.write(open(job.inputs["text"]).read())
+    return {"size": os.path.getsize(job.inputs["text"])}
 
 
 def test_only_changed_or_missing_cases_are_redone(tmp_path):
@@ -28,15 +28,17 @@ def test_only_changed_or_missing_cases_are_redone(tmp_path):
         calls.append(job.case_id)
         return _copy(job)
 
-    table = run_per_case(jobs, work, manifest, settings={"a": 1}, threads=2)
+    table = run_per_case(jobs, work, manifest, threads=2)
     assert sorted(calls) == ["case0", "case1", "case2"] and list(table["size"]) == [1, 1, 1]
     calls.clear()
     (tmp_path / "in1.txt").write_text("changed")
-    os.remove(jobs[2].outputs[0])
-    run_per_case(jobs, work, manifest, settings={"a": 1})
+    os.remove(jobs[2].outputs["copy"])
+    run_per_case(jobs, work, manifest)
     assert sorted(calls) == ["case1", "case2"]
     calls.clear()
-    run_per_case(jobs, work, manifest, settings={"a": 2})  # a changed setting redoes everything
+    for job in jobs:
+        job.args["a"] = 2
+    run_per_case(jobs, work, manifest)  # a changed setting redoes everything
     assert len(calls) == 3
 
 
@@ -49,8 +51,8 @@ def test_failures_are_reported_together_and_finished_cases_kept(tmp_path):
         return _copy(job)
 
     with pytest.raises(PanoramaError, match=r"2 cases failed:\n.*case1: bad case1"):
-        run_per_case(jobs, work, manifest, settings={})
+        run_per_case(jobs, work, manifest)
     calls = []
     with pytest.raises(PanoramaError):
-        run_per_case(jobs, lambda j: calls.append(j.case_id) or work(j), manifest, settings={})
+        run_per_case(jobs, lambda j: calls.append(j.case_id) or work(j), manifest)
     assert "case0" not in calls  # kept from the first run

@@ -17,14 +17,17 @@ from picai_eval.image_utils import read_prediction
 from workflow_runner import E2E_CONFIG, REPO, snakemake
 
 from panorama_pdac.errors import DataError, PanoramaError
+from panorama_pdac.geometry import Roi
 from panorama_pdac.io import write_image
 from panorama_pdac.predict import (
     DETECTION_MAP,
     LIKELIHOOD,
     PREDICTION_COLUMNS,
     PredictSettings,
+    TwoStageEnsemble,
     case_id_of,
     input_files,
+    predict_case,
     predict_files,
     predictions_table,
 )
@@ -243,3 +246,43 @@ def test_predict_target_on_held_out_scans(workflow_run, tmp_path):
         likelihood = json.loads((out / row.case_id / LIKELIHOOD).read_text())
         assert likelihood == pytest.approx(fuse(row.cls_prob, float(y_det.max()), _fusion_rule()), abs=1e-12)
         assert likelihood == pytest.approx(row.likelihood, abs=1e-12)
+
+
+def _e2e_config() -> dict:
+    """config/config.yaml with the end-to-end test's overrides, as the workflow merges them (nested dicts)."""
+    def merge(base: dict, over: dict) -> dict:
+        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                           for k, v in over.items()}}
+    return merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), yaml.safe_load(E2E_CONFIG.read_text()))
+
+
+@pytest.mark.e2e
+def test_cv_path_and_predict_agree_on_roi_probability_and_detection_map(workflow_run, tmp_path):
+    """Fold 0's held-out cases, predicted by `predict_case` with fold 0's models of both stages, get what the
+    cross-validated path gave them: the same ROI, PDAC probability and full-size detection map."""
+    import torch
+
+    results = workflow_run / "results"
+    config, variant = _e2e_config(), "ce"
+    models = TwoStageEnsemble.load(results / "stage1", [results / "stage1/fold_0/checkpoint_final.pth"],
+                                   results / "stage2" / variant, [results / f"stage2/{variant}/fold_0/step3/checkpoint_final.pth"],
+                                   torch.device("cpu"), mirroring=False)
+    settings = PredictSettings(config["stage1"]["spacing_xyz"], config["stage1"]["margin_mm_xyz"],
+                               config["evaluation"]["postprocess"], config["evaluation"]["fusion"],
+                               config["stage1"]["roi_min_component_fraction"])
+    cases = pd.read_csv(results / "dataset/cases.tsv", sep="\t", dtype=str).set_index("case_id")
+    rois = pd.read_csv(results / "stage1/rois.tsv", sep="\t", dtype=str).set_index("case_id")
+    scores = pd.read_csv(results / f"evaluation/{variant}/case_scores.tsv", sep="\t", dtype={"case_id": str})
+    scores = scores.set_index("case_id")
+    held_out = json.loads((results / "dataset/splits_final.json").read_text())[0]["val"]
+    pdac_seen = False
+    for case_id in held_out:
+        image = workflow_run / cases.at[case_id, "image"]
+        result = predict_case(models, image, case_id, tmp_path / case_id, settings)
+        assert result.roi == Roi.from_json(json.loads((workflow_run / rois.at[case_id, "roi"]).read_text()))
+        assert result.cls_prob == pytest.approx(scores.at[case_id, "cls_prob"], abs=1e-6)
+        cv_map = sitk.GetArrayFromImage(sitk.ReadImage(str(workflow_run / scores.at[case_id, "detection_map"])))
+        new_map = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / case_id / DETECTION_MAP)))
+        np.testing.assert_allclose(new_map, cv_map, atol=1e-6)
+        pdac_seen |= bool(cv_map.any())
+    assert pdac_seen, "no held-out case has a detection: the comparison of maps would be empty"

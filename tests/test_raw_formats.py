@@ -10,10 +10,8 @@ import SimpleITK as sitk
 from fixtures_data import GOOD_CASES, make_dataset, write_case, write_sheet
 
 from panorama_pdac.cases import index_cases
-from panorama_pdac.stage1 import build_stage1_dataset
-from panorama_pdac.stage1 import raw_dataset_dir as stage1_raw
-from panorama_pdac.stage2 import build_stage2_dataset
-from panorama_pdac.stage2 import raw_dataset_dir as stage2_raw
+from panorama_pdac import stage1, stage2
+from panorama_pdac.nnunet.datasets import image_file, label_file, raw_dataset_dir
 
 
 @pytest.mark.parametrize("image_suffix, label_suffix", [(".nii", ".nii"), (".mha", ".mha")])
@@ -27,9 +25,9 @@ def test_every_accepted_format_is_converted_and_cropped(tmp_path, image_suffix, 
     assert cases.set_index("case_id").at[case, "image"] == str(image)
 
     root = tmp_path / "nnunet"
-    build_stage1_dataset(cases, root, (1.6, 1.6, 5.0), (1, 4, 5))
-    low = sitk.ReadImage(str(stage1_raw(root) / "imagesTr" / f"{case}_0000.nii.gz"))
+    stage1.build_stage1_dataset(cases, root, (1.6, 1.6, 5.0), (1, 4, 5))
+    low = sitk.ReadImage(str(image_file(raw_dataset_dir(root, stage1.DATASET_NAME), case)))
     assert low.GetSpacing() == pytest.approx((1.6, 1.6, 5.0))
-    build_stage2_dataset(cases, root, "truth", (2, 2, 2), (1, 4, 5))
-    crop = sitk.GetArrayFromImage(sitk.ReadImage(str(stage2_raw(root) / "labelsTr" / f"{case}.nii.gz")))
+    stage2.build_stage2_dataset(cases, root, "truth", (2, 2, 2), (1, 4, 5))
+    crop = sitk.GetArrayFromImage(sitk.ReadImage(str(label_file(raw_dataset_dir(root, stage2.DATASET_NAME), case))))
     assert (crop == 1).sum() == 2 * 2 * 2 and np.isin(crop, [0, 1, 4, 5]).all()

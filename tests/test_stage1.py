@@ -20,12 +20,8 @@ from panorama_pdac.nnunet.env import configure_nnunet_env
 from panorama_pdac.nnunet.planning import override_configuration, plan_and_preprocess
 from panorama_pdac.nnunet.seeding import Seeding
 from panorama_pdac.nnunet.training import LATEST, Schedule, train_fold
-from panorama_pdac.stage1 import (
-    DATASET_ID,
-    build_stage1_dataset,
-    copy_model_files,
-    raw_dataset_dir,
-)
+from panorama_pdac.nnunet.datasets import copy_model_files, raw_dataset_dir
+from panorama_pdac.stage1 import DATASET_ID, DATASET_NAME, build_stage1_dataset
 
 SEEDING = Seeding(seed=0)
 TINY = {"patch_size": [8, 16, 16], "batch_size": 2, "base_features": 4, "max_features": 16, "n_conv_per_stage": 1}
@@ -64,7 +60,7 @@ def stage1(tmp_path_factory):
 
 
 def test_conversion_resamples_and_binarises(stage1):
-    raw = raw_dataset_dir(stage1["root"])
+    raw = raw_dataset_dir(stage1["root"], DATASET_NAME)
     img = sitk.ReadImage(str(raw / "imagesTr" / f"{stage1['ids'][0]}_0000.nii.gz"))
     lab = sitk.ReadImage(str(raw / "labelsTr" / f"{stage1['ids'][0]}.nii.gz"))
     assert img.GetSpacing() == pytest.approx((4.5, 4.5, 9.0))
@@ -188,7 +184,7 @@ def test_model_folder_loads_with_nnunets_own_predictor(stage1):
                stage1["model"] / "fold_1", Schedule(1, 1, 1), torch.device("cpu"), SEEDING)
     predictor = nnUNetPredictor(device=torch.device("cpu"), use_mirroring=False, allow_tqdm=False)
     predictor.initialize_from_trained_model_folder(str(stage1["model"]), use_folds=(1,))
-    raw = raw_dataset_dir(stage1["root"])
+    raw = raw_dataset_dir(stage1["root"], DATASET_NAME)
     out = stage1["tmp"] / "pred"
     out.mkdir()
     predictor.predict_from_files_sequential([[str(raw / "imagesTr" / f"{stage1['ids'][0]}_0000.nii.gz")]],
@@ -208,7 +204,7 @@ def _train_and_predict(stage1, out: Path, seeding: Seeding) -> tuple[Path, np.nd
     final = train_fold(nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json",
                        "3d_fullres", 0, out, Schedule(2, 3, 1), torch.device("cpu"), seeding)
     predictor = load_predictor(stage1["model"], [final], torch.device("cpu"), mirroring=False)
-    mask, = predict_validation_cases(predictor, stage1["ids"][:1], raw_dataset_dir(stage1["root"]), out / "cv")
+    mask, = predict_validation_cases(predictor, stage1["ids"][:1], raw_dataset_dir(stage1["root"], DATASET_NAME), out / "cv")
     return final, sitk.GetArrayFromImage(sitk.ReadImage(str(mask)))
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 import SimpleITK as sitk
 
 from panorama_pdac.io import read_json, write_image
-from panorama_pdac.stage2 import CASE_LABELS, build_stage2_dataset, raw_dataset_dir
+from panorama_pdac.nnunet.datasets import raw_dataset_dir
+from panorama_pdac.stage2 import CASE_LABELS, DATASET_NAME, build_stage2_dataset
 
 
 def _case(tmp, case_id, lesion: bool):
@@ -32,7 +33,7 @@ def test_crops_keep_the_lesion_and_drop_cases_no_longer_listed(tmp_path):
     cases = pd.DataFrame([_case(tmp_path, "100001_00001", True), _case(tmp_path, "100002_00001", False)])
     root = tmp_path / "nnunet"
     build_stage2_dataset(cases, root, "truth", (6, 6, 3), (1, 4, 5))
-    raw = raw_dataset_dir(root)
+    raw = raw_dataset_dir(root, DATASET_NAME)
     crop = sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "labelsTr" / "100001_00001.nii.gz")))
     image = sitk.GetArrayFromImage(sitk.ReadImage(str(raw / "imagesTr" / "100001_00001_0000.nii.gz")))
     assert (crop == 1).sum() == 2 * 4 * 4 and image.shape == crop.shape

@@ -14,7 +14,8 @@ from scipy import ndimage
 from panorama_pdac.ct_painting import VENOUS_PHASE
 from panorama_pdac.errors import ConfigError
 from panorama_pdac.geometry import resample_to_spacing
-from panorama_pdac.synthetic import LABEL_FOLDERS, SHEET_COLUMNS, generate_dataset, main
+from panorama_pdac.layout import LABEL_FOLDERS
+from panorama_pdac.synthetic import SHEET_COLUMNS, generate_dataset, main
 
 # Half the painted parenchyma-lesion contrast: what partial volume leaves of it in a small lesion.
 HYPO_ATTENUATION = (VENOUS_PHASE.pancreas - VENOUS_PHASE.lesion) / 2
@@ -51,7 +52,7 @@ def test_layout_and_names_as_in_data_md(dataset):
     for batch in (out / "images").iterdir():
         names = [p.name for p in batch.iterdir()]
         assert names and all(re.fullmatch(r"\d{6}_\d{5}_0000\.nii\.gz", n) for n in names)
-    manual, automatic = ({p.name for p in (out / "labels" / f).iterdir()} for f in LABEL_FOLDERS)
+    manual, automatic = ({p.name for p in (out / "labels" / f).iterdir()} for f in LABEL_FOLDERS.values())
     assert manual and automatic and not manual & automatic
     assert all(re.fullmatch(r"\d{6}_\d{5}\.nii\.gz", n) for n in manual | automatic)
     assert len(_pairs(out)) == summary["n_cases"] > summary["n_patients"] == 8

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 import yaml
+from sklearn.metrics import roc_auc_score
 from workflow_runner import REPO, job_counts, snakemake
 
 from panorama_pdac.nnunet.seeding import job_seed
@@ -40,13 +42,22 @@ def test_stage1_outputs(run):
 
 
 def test_every_case_has_cv_outputs_for_both_variants(run):
-    cases = set(pd.read_csv(run / "results/dataset/cases.tsv", sep="\t").case_id)
+    cases = pd.read_csv(run / "results/dataset/cases.tsv", sep="\t", dtype={"case_id": str}).set_index("case_id")
+    pdac = cases.pdac_voxels.astype(bool)
     for variant in ("ce", "tversky"):
-        scores = pd.read_csv(run / f"results/evaluation/{variant}/case_scores.tsv", sep="\t")
-        assert set(scores.case_id) == cases
+        scores = pd.read_csv(run / f"results/evaluation/{variant}/case_scores.tsv", sep="\t", dtype={"case_id": str})
+        assert sorted(scores.case_id) == sorted(cases.index)
         assert scores[["cls_prob", "det_max", "fused"]].apply(lambda c: c.between(0, 1)).all().all()
+        # metrics.json (what the report shows) scores these cases, pooled over the folds, against the truth
         metrics = json.loads((run / f"results/evaluation/{variant}/metrics.json").read_text())
-        assert metrics  # the report's numbers come from here; their content is tested in test_metrics
+        assert {c["case_id"]: c["pdac"] for c in metrics["cases"]} == pdac.to_dict()
+        columns = {"cls": "cls_prob", "det": "det_max", "fused": "fused"}
+        for score, column in columns.items():
+            [pooled] = [r for r in metrics["results"]
+                        if r["scope"] == "all" and r["score"] == score and r["iou"] == metrics["iou_thresholds"][0]]
+            assert (pooled["n_cases"], pooled["n_pdac"]) == (len(cases), int(pdac.sum()))
+            expected = roc_auc_score(pdac[scores.case_id], scores[column])
+            assert pooled["metrics"]["auroc"]["value"] == pytest.approx(expected, abs=1e-9)
 
 
 def test_every_training_job_is_seeded_from_config_and_its_name(run):
@@ -87,14 +98,17 @@ def test_provenance_names_every_training_job_and_case(run):
     assert provenance["data"]["cases"] == len(pd.read_csv(run / "results/dataset/cases.tsv", sep="\t"))
 
 
-def test_rerunning_one_fold_schedules_only_that_fold(run):
+def test_rerunning_one_fold_schedules_only_that_fold(run, tmp_path):
+    # On a copy: the shared run stays as every other test reads it.
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, symlinks=True)
     target = "results/stage1/fold_1/checkpoint_final.pth"
-    dry = snakemake(run, "--dry-run", target, "--forcerun", "train_stage1")
+    dry = snakemake(copy, "--dry-run", target, "--forcerun", "train_stage1")
     assert job_counts(dry.stdout) == {"train_stage1": 1}
-    other = run / "results/stage1/fold_0/checkpoint_final.pth"
+    other = copy / "results/stage1/fold_0/checkpoint_final.pth"
     before = other.stat().st_mtime_ns
-    snakemake(run, "--cores", "2", target, "--forcerun", "train_stage1")
+    snakemake(copy, "--cores", "2", target, "--forcerun", "train_stage1")
     assert other.stat().st_mtime_ns == before
-    assert (run / target).stat().st_mtime_ns > before
+    assert (copy / target).stat().st_mtime_ns > before
 
 

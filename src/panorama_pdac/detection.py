@@ -2,19 +2,27 @@
 
 A detection map holds one constant value per lesion candidate (its confidence) and zero elsewhere.
 Candidates come from report_guided_annotation, as in the PANORAMA baseline; the map is computed on the
-stage-2 crop and pasted back, voxel for voxel, into a full-size map with the CT's geometry.
+stage-2 crop and pasted back, voxel for voxel, into a full-size map with the CT's geometry. The case score
+fuses it with the classification probability (`scores`). Predict and the cross-validated evaluation share all
+of it; nothing here plots.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import SimpleITK as sitk
 from report_guided_annotation import extract_lesion_candidates
 from scipy import ndimage
 
-from .geometry import main_components, paste_box, resample_to_reference
+from .geometry import Roi, paste_box, resample_to_reference
+from .io import read_image, read_image_header, read_json, write_image
+from .per_case import CaseJob, run_per_case
+from .scores import case_scores_table
 
 
 def restrict_to_pancreas(
@@ -70,33 +78,58 @@ def detection_map(
     return blobs.astype(np.float32)
 
 
-def full_size_detection_map(
-    det_crop_zyx: np.ndarray,
-    start_xyz: Sequence[int],
-    size_xyz: Sequence[int],
-    reference: sitk.Image | sitk.ImageFileReader,
-) -> sitk.Image:
-    """Paste a crop's detection map into a zero map with `reference`'s exact geometry (float32).
+def full_size_detection_map(det_crop_zyx: np.ndarray, roi: Roi,
+                            reference: sitk.Image | sitk.ImageFileReader) -> sitk.Image:
+    """Paste a crop's detection map at its ROI into a zero map with `reference`'s exact geometry (float32).
 
     `reference` may be the CT or just its header (`io.read_image_header`): only size, spacing, origin
     and direction are used. Never resampled: interpolation would break the constant-valued blobs.
     """
-    return paste_box(reference, np.asarray(det_crop_zyx, dtype=np.float32), start_xyz, size_xyz)
+    return paste_box(reference, np.asarray(det_crop_zyx, dtype=np.float32), roi.index_start_xyz, roi.index_size_xyz)
 
 
-def detect_lesions(lesion: sitk.Image, settings: dict, pancreas: sitk.Image | None = None,
-                   min_component_fraction: float = 0.0) -> np.ndarray:
+def detect_lesions(lesion: sitk.Image, settings: dict, pancreas: sitk.Image | None = None) -> np.ndarray:
     """Detection map (z, y, x) on the lesion-probability map's grid, with the `evaluation.postprocess`
-    settings. `pancreas` (the stage-1 mask, on its own low-resolution grid) is used only when the settings
-    ask for masking; `min_component_fraction` (stage1.roi_min_component_fraction) keeps the pieces the ROI
-    was boxed around, so that a stage-1 false-positive speck far from the pancreas admits no candidates."""
+    settings. `pancreas` (stage 1's mask, `stage1.Localisation.pancreas`, on its own low-resolution grid) is
+    used only when the settings ask for masking."""
     s = settings
     # The low-resolution mask brought onto the crop's grid.
     mask = None
     if s["mask_to_pancreas"]:
-        pancreas = main_components(pancreas, min_component_fraction)
         mask = sitk.GetArrayFromImage(resample_to_reference(pancreas, lesion, is_label=True))
     return detection_map(sitk.GetArrayFromImage(lesion), threshold=s["threshold"],
                          dynamic_threshold_factor=s["dynamic_threshold_factor"],
                          min_voxels_detection=s["min_voxels_detection"], pancreas_mask_zyx=mask,
                          dilate_mm=s["pancreas_dilation_mm"], spacing_zyx=lesion.GetSpacing()[::-1])
+
+
+def _detect_case(job: CaseJob) -> dict:
+    lesion = read_image(job.inputs["lesion_prob"], job.case_id)
+    settings = job.args["postprocess"]
+    pancreas = read_image(job.inputs["pancreas"], job.case_id) if settings["mask_to_pancreas"] else None
+    det = detect_lesions(lesion, settings, pancreas)
+    roi = Roi.from_json(read_json(job.inputs["roi"]))
+    write_image(full_size_detection_map(det, roi, read_image_header(job.inputs["image"], job.case_id)),
+                job.outputs["detection_map"])
+    return {"det_max": float(det.max()) if det.size else 0.0}
+
+
+def build_detection_maps(cv: pd.DataFrame, cases: pd.DataFrame, rois: pd.DataFrame, out_dir: str | os.PathLike,
+                         settings: dict, threads: int = 1, fusion: str = "mean") -> pd.DataFrame:
+    """A full-size detection map per case (`out_dir/{case}.nii.gz`) and the case scores table:
+    classification probability, detection-map maximum and their fusion. `rois`: stage 1's ROI table (the
+    pancreas mask each ROI was boxed around masks the map); `settings`: evaluation.postprocess."""
+    out_dir = Path(out_dir)
+    images = cases.set_index("case_id")["image"]
+    stage1 = rois.set_index("case_id")
+    jobs = [CaseJob(r.case_id, {"lesion_prob": r.lesion_prob, "image": images[r.case_id],
+                                "roi": stage1.at[r.case_id, "roi"], "pancreas": stage1.at[r.case_id, "pancreas"]},
+                    {"detection_map": str(out_dir / f"{r.case_id}.nii.gz")}, {"postprocess": dict(settings)})
+            for r in cv.itertuples()]
+    done = run_per_case(jobs, _detect_case, out_dir / "manifest.tsv", threads=threads,
+                        label="detection maps").set_index("case_id")
+    cv = cv.set_index("case_id")
+    table = case_scores_table(cv["cls_prob"].to_dict(), done["det_max"].to_dict(), cv["fold"].to_dict(), fusion)
+    table["detection_map"] = [str(out_dir / f"{c}.nii.gz") for c in table.case_id]
+    table["roi"] = [cv.at[c, "roi"] for c in table.case_id]
+    return table

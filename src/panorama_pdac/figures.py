@@ -1,4 +1,5 @@
-"""The report's figures: ROC, precision-recall, FROC, training curves, localisation QA, lesion montage.
+"""The report's figures: ROC, precision-recall, FROC, training curves, localisation QA, lesion montage (and
+the montage's choice of cases).
 
 Built on matplotlib's object API (no pyplot state shared between calls, Agg rendering), at a fixed size
 and without the version stamp in the PNG metadata, so the same inputs give the same file.
@@ -13,12 +14,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from .errors import DataError
-from .io import atomic_path
+from .geometry import Roi, crop_to_roi
+from .io import atomic_path, read_image, read_json
 
 DPI = 100
 CT_WINDOW_HU = (-160, 240)  # abdominal soft-tissue window (level 40, width 400)
@@ -223,3 +226,25 @@ def plot_qa_montage(cases: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarra
                         Line2D([], [], color=PRED_COLOUR, label="predicted lesion")],
                loc="lower center", ncols=2, fontsize="small", frameon=False)
     _save(fig, path)
+
+
+def qa_panels(scores: pd.DataFrame, cases: pd.DataFrame, threshold: float, per_kind: int = 2) -> list:
+    """Montage panels of true positives, false positives and misses by the fused score at `threshold`,
+    each the axial slice with the most lesion inside the stage-1 ROI."""
+    truth = cases.set_index("case_id")
+    scored = scores.assign(pdac=[bool(truth.at[c, "pdac_voxels"]) for c in scores.case_id])
+    kinds = {
+        "true positive": scored[(scored.pdac) & (scored.fused >= threshold)].sort_values("fused", ascending=False),
+        "false positive": scored[(~scored.pdac) & (scored.fused >= threshold)].sort_values("fused", ascending=False),
+        "missed": scored[(scored.pdac) & (scored.fused < threshold)].sort_values("fused"),
+    }
+    panels = []
+    for kind, rows in kinds.items():
+        for r in rows.head(per_kind).itertuples():
+            roi = Roi.from_json(read_json(r.roi))
+            ct = sitk.GetArrayFromImage(crop_to_roi(read_image(truth.at[r.case_id, "image"], r.case_id), roi))
+            label = sitk.GetArrayFromImage(crop_to_roi(read_image(truth.at[r.case_id, "label"], r.case_id), roi))
+            det = sitk.GetArrayFromImage(crop_to_roi(read_image(r.detection_map, r.case_id), roi))
+            panels.append(montage_panel(f"{kind}: {r.case_id} (score {r.fused:.2f})", ct, (label == 1).astype(np.uint8),
+                                        (det > 0).astype(np.uint8)))
+    return panels

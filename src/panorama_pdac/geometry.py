@@ -2,7 +2,7 @@
 
 Stage 1 works on a coarse copy of the CT; its pancreas prediction is turned into a box in the
 full-resolution image (`roi_from_mask`), stage 2 runs on that crop, and its detection map is pasted
-back into the full image (`paste_into`). Every mapping between grids goes through physical
+back into the full image (`paste_box`). Every mapping between grids goes through physical
 coordinates, because CT direction matrices are not always identity (flips, slight obliquity) and the
 two grids have different spacings.
 
@@ -109,11 +109,6 @@ class Roi:
             fallback_reason=data["fallback_reason"],
         )
 
-    @property
-    def index_stop_xyz(self) -> tuple[int, int, int]:
-        """Exclusive end index per axis (x, y, z)."""
-        return tuple(s + n for s, n in zip(self.index_start_xyz, self.index_size_xyz))
-
 
 def _box_corners(lo_xyz: Sequence[float], hi_xyz: Sequence[float]) -> list[tuple[float, ...]]:
     return list(itertools.product(*zip(lo_xyz, hi_xyz)))
@@ -156,13 +151,8 @@ def main_components(mask: sitk.Image, min_fraction: float) -> sitk.Image:
     return sitk.And(components > 0, components <= n_kept)
 
 
-def roi_from_mask(mask: sitk.Image, reference: sitk.Image, margin_mm_xyz: Sequence[float] = (100.0, 50.0, 15.0),
-                  min_component_fraction: float = 0.0) -> Roi:
-    """Box in `reference` around the foreground voxels of `mask`, grown by `margin_mm_xyz`, clipped.
-
-    By default the box holds all foreground voxels (METHOD.md); `min_component_fraction` > 0 first drops
-    connected components smaller than that fraction of the largest (`main_components`): a weak stage-1
-    network scatters false-positive specks over the scan, and one far speck stretches the box over it.
+def roi_from_mask(mask: sitk.Image, reference: sitk.Image, margin_mm_xyz: Sequence[float] = (100.0, 50.0, 15.0)) -> Roi:
+    """Box in `reference` around all foreground voxels of `mask`, grown by `margin_mm_xyz`, clipped.
 
     `mask` may lie on any grid (the coarse stage-1 prediction, or the full-resolution ground truth):
     the corners of its foreground bounding box (voxel edges) go to world coordinates with the mask's
@@ -171,7 +161,7 @@ def roi_from_mask(mask: sitk.Image, reference: sitk.Image, margin_mm_xyz: Sequen
     image with `fallback=True`.
     """
     stats = sitk.LabelShapeStatisticsImageFilter()
-    stats.Execute(main_components(mask, min_component_fraction))
+    stats.Execute(sitk.Cast(mask != 0, sitk.sitkUInt8))
     if not stats.HasLabel(1):
         return whole_image_roi(reference, "empty mask: no foreground voxel", margin_mm_xyz)
     bbox = stats.GetBoundingBox(1)  # (x0, y0, z0, size_x, size_y, size_z)
@@ -226,22 +216,3 @@ def paste_box(reference: sitk.Image | sitk.ImageFileReader, crop_zyx: np.ndarray
     out.SetOrigin(reference.GetOrigin())
     out.SetDirection(reference.GetDirection())
     return out
-
-
-def paste_into(reference: sitk.Image, crop: sitk.Image | np.ndarray, roi: Roi, fill: float = 0) -> sitk.Image:
-    """`paste_box` at the ROI. `crop` is an image on the ROI's grid or a (z, y, x) array of the ROI's size;
-    an image placed elsewhere is refused rather than pasted at the wrong spot."""
-    if isinstance(crop, sitk.Image):
-        expected_origin = reference.TransformIndexToPhysicalPoint(roi.index_start_xyz)
-        tolerance = 0.1 * min(reference.GetSpacing())  # NIfTI stores geometry as float32
-        if not (
-            np.allclose(crop.GetOrigin(), expected_origin, atol=tolerance)
-            and np.allclose(crop.GetSpacing(), reference.GetSpacing(), rtol=1e-4)
-            and np.allclose(crop.GetDirection(), reference.GetDirection(), atol=1e-4)
-        ):
-            raise ValueError(
-                f"crop geometry (origin {crop.GetOrigin()}) does not match the ROI at {roi.index_start_xyz} "
-                f"(origin {expected_origin})"
-            )
-        crop = sitk.GetArrayFromImage(crop)
-    return paste_box(reference, np.asarray(crop), roi.index_start_xyz, roi.index_size_xyz, fill)

@@ -25,9 +25,9 @@ from .ct_painting import paint_ct
 from .errors import DataError, PanoramaError
 from .io import read_image, write_image
 from .labels import MAX_LABEL, invalid_values
+from .layout import LABEL_FOLDERS
 from .per_case import CaseJob, run_per_case
 
-LABEL_FOLDERS = ("manual_labels", "automatic_labels")
 _SLAB = 32  # slices checked at a time: a float64 1024x1024x663 map is 5.5 GB; its check needs no copies
 
 
@@ -37,7 +37,7 @@ def label_files(labels_dir: str | Path, cases: Iterable[str] | None = None) -> d
     A case in both folders, or a requested case without a label file, is a data error.
     """
     found: dict[str, Path] = {}
-    for folder in LABEL_FOLDERS:
+    for folder in LABEL_FOLDERS.values():
         for path in sorted((Path(labels_dir) / folder).glob("*.nii.gz")):
             case_id = path.name[: -len(".nii.gz")]
             if case_id in found:
@@ -88,11 +88,11 @@ def paint_labels_folder(labels_dir: str | Path, out_dir: str | Path, seed: int =
     """
     out_dir = Path(out_dir)
     labels = label_files(labels_dir, cases)
-    jobs = [CaseJob(c, [str(p)], [str(out_dir / f"{c}_0000.nii.gz")], {"seed": seed}) for c, p in labels.items()]
-    run_per_case(jobs, lambda j: paint_case(Path(j.inputs[0]), Path(j.outputs[0]), j.case_id, seed=seed),
-                 manifest or out_dir.parent / f"{out_dir.name}.tsv", settings={}, threads=threads,
-                 label="painted images")
-    return [Path(j.outputs[0]) for j in jobs]
+    jobs = [CaseJob(c, {"label": str(p)}, {"image": str(out_dir / f"{c}_0000.nii.gz")}, {"seed": seed})
+            for c, p in labels.items()]
+    run_per_case(jobs, lambda j: paint_case(Path(j.inputs["label"]), Path(j.outputs["image"]), j.case_id, seed=seed),
+                 manifest or out_dir.parent / f"{out_dir.name}.tsv", threads=threads, label="painted images")
+    return [Path(j.outputs["image"]) for j in jobs]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

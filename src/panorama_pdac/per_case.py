@@ -25,15 +25,17 @@ from .io import read_tsv, write_tsv
 
 @dataclass
 class CaseJob:
+    """One case's work: its input and output files by name, and the settings that decide its outputs."""
+
     case_id: str
-    inputs: list[str]
-    outputs: list[str]
+    inputs: dict[str, str]
+    outputs: dict[str, str]
     args: dict = field(default_factory=dict)
 
 
-def signature(job: CaseJob, settings: dict) -> str:
-    parts = [[str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in job.inputs]
-    blob = json.dumps([parts, settings, job.args], sort_keys=True, default=str)
+def signature(job: CaseJob) -> str:
+    parts = {name: [str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns] for name, p in job.inputs.items()}
+    blob = json.dumps([parts, job.args], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
@@ -41,7 +43,6 @@ def run_per_case(
     jobs: list[CaseJob],
     work: Callable[[CaseJob], dict | None],
     manifest: str | os.PathLike,
-    settings: dict,
     threads: int = 1,
     label: str = "cases",
 ) -> pd.DataFrame:
@@ -52,9 +53,9 @@ def run_per_case(
     old = read_tsv(manifest, dtype={"case_id": str}).set_index("case_id") if manifest.is_file() else None
     rows, todo = {}, []
     for job in jobs:
-        sig = signature(job, settings)
+        sig = signature(job)
         if (old is not None and job.case_id in old.index and old.at[job.case_id, "signature"] == sig
-                and all(Path(o).is_file() for o in job.outputs)):
+                and all(Path(o).is_file() for o in job.outputs.values())):
             rows[job.case_id] = old.loc[job.case_id].to_dict()
         else:
             todo.append((job, sig))

@@ -27,14 +27,14 @@ import SimpleITK as sitk
 
 from .detection import detect_lesions, full_size_detection_map
 from .errors import DataError, PanoramaError
-from .geometry import crop_to_roi, roi_from_mask
+from .geometry import Roi, crop_to_roi
 from .io import read_image, read_image_header, write_image, write_json
 from .layout import IMAGE_SUFFIXES
+from .nnunet.datasets import CHANNEL
 from .scores import fuse
-from .stage1 import low_resolution_image
+from .stage1 import localise, low_resolution_image
 from .stage2 import predict_crop
 
-CHANNEL_SUFFIX = "_0000"  # nnU-Net's channel tag, as in the raw data's <case>_0000.nii.gz
 DETECTION_MAP = "pdac-detection-map.mha"
 LIKELIHOOD = "pdac-likelihood.json"
 # Any patient CT's voxel lies well inside this; outside it the header is in other units (m, um) or broken,
@@ -56,12 +56,6 @@ class PredictSettings:
     postprocess: dict
     fusion: str = "mean"
     min_component_fraction: float = 0.0
-
-    @classmethod
-    def from_config(cls, config: dict) -> PredictSettings:
-        return cls(config["stage1"]["spacing_xyz"], config["stage1"]["margin_mm_xyz"],
-                   config["evaluation"]["postprocess"], config["evaluation"]["fusion"],
-                   config["stage1"]["roi_min_component_fraction"])
 
 
 class Models(Protocol):
@@ -117,6 +111,7 @@ class CasePrediction:
     cls_prob: float
     det_max: float
     roi_fallback: bool
+    roi: Roi  # where stage 2 looked
     seconds: dict[str, float] = field(default_factory=dict)  # per phase (PHASES)
 
 
@@ -126,7 +121,7 @@ def case_id_of(path: str | os.PathLike) -> str:
     suffix = next((s for s in IMAGE_SUFFIXES if name.endswith(s)), None)
     if suffix is None:
         raise DataError(path, f"not a CT file this predictor reads (expected {', '.join(IMAGE_SUFFIXES)})")
-    case_id = name[: -len(suffix)].removesuffix(CHANNEL_SUFFIX)
+    case_id = name[: -len(suffix)].removesuffix(CHANNEL)
     if not case_id:
         raise DataError(path, "file name gives an empty case id")
     return case_id
@@ -173,21 +168,22 @@ def predict_case(models: Models, path: str | os.PathLike, case_id: str, case_dir
     with _timed(seconds, "read"):
         image = read_ct(path, case_id)
     with _timed(seconds, "stage1"):
-        pancreas = models.segment_pancreas(low_resolution_image(image, settings.spacing_xyz))
-        roi = roi_from_mask(pancreas, image, settings.margin_mm_xyz, settings.min_component_fraction)
+        stage1 = localise(models.segment_pancreas(low_resolution_image(image, settings.spacing_xyz)), image,
+                          settings.margin_mm_xyz, settings.min_component_fraction)
+        roi = stage1.roi
     with _timed(seconds, "stage2"):
         lesion, cls_prob = models.predict_crop(crop_to_roi(image, roi))
     with _timed(seconds, "postprocess"):
-        det = detect_lesions(lesion, settings.postprocess, pancreas, settings.min_component_fraction)
+        det = detect_lesions(lesion, settings.postprocess, stage1.pancreas)
         det_max = float(det.max())
         likelihood = fuse(cls_prob, det_max, settings.fusion)
-        detection = full_size_detection_map(det, roi.index_start_xyz, roi.index_size_xyz, image)
+        detection = full_size_detection_map(det, roi, image)
         write_image(detection, Path(case_dir) / DETECTION_MAP)
         write_json(likelihood, Path(case_dir) / LIKELIHOOD)
     if roi.fallback:
         print(f"{case_id}: no pancreas found by stage 1 ({roi.fallback_reason}); stage 2 ran on the whole image",
               flush=True)
-    return CasePrediction(case_id, likelihood, float(cls_prob), det_max, roi.fallback, seconds)
+    return CasePrediction(case_id, likelihood, float(cls_prob), det_max, roi.fallback, roi, seconds)
 
 
 def _remove_outputs(case_dir: Path) -> None:

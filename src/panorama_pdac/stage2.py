@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,8 +9,8 @@ import SimpleITK as sitk
 
 from .geometry import Roi, crop_to_roi, pancreas_mask, roi_from_mask
 from .io import read_image, read_json, write_image, write_json
+from .nnunet.datasets import FILE_ENDING, finish_raw_dataset, image_file, label_file, raw_dataset_dir
 from .per_case import CaseJob, run_per_case
-from .stage1 import FILE_ENDING, finish_raw_dataset
 
 DATASET_ID = 502
 DATASET_NAME = f"Dataset{DATASET_ID}_PanoramaStage2"
@@ -20,42 +19,40 @@ LABELS = {"background": 0, "PDAC": 1, "veins": 2, "arteries": 3, "pancreas": 4, 
 CASE_LABELS = "case_labels.json"
 
 
-def raw_dataset_dir(nnunet_root: str | os.PathLike) -> Path:
-    return Path(nnunet_root) / "raw" / DATASET_NAME
-
-
 def training_roi(label: sitk.Image, job: CaseJob) -> Roi:
     """The published way: ground-truth pancreas plus margins; or the stage-1 cross-validated ROI."""
     if job.args["source"] == "truth":
         return roi_from_mask(pancreas_mask(label, job.args["pancreas_labels"]), label, job.args["margin_mm_xyz"])
-    return Roi.from_json(read_json(job.inputs[2]))
+    return Roi.from_json(read_json(job.inputs["roi"]))
 
 
 def _crop_case(job: CaseJob) -> dict:
-    image = read_image(job.inputs[0], job.case_id)
-    label = read_image(job.inputs[1], job.case_id)
+    image = read_image(job.inputs["image"], job.case_id)
+    label = read_image(job.inputs["label"], job.case_id)
     roi = training_roi(label, job)
-    write_image(crop_to_roi(image, roi), job.outputs[0])
-    write_image(sitk.Cast(crop_to_roi(label, roi), sitk.sitkUInt8), job.outputs[1])
-    write_json(roi.to_json(), job.outputs[2])
+    write_image(crop_to_roi(image, roi), job.outputs["image"])
+    write_image(sitk.Cast(crop_to_roi(label, roi), sitk.sitkUInt8), job.outputs["label"])
+    write_json(roi.to_json(), job.outputs["roi"])
     return {"crop_size": "x".join(map(str, roi.index_size_xyz)), "roi_fallback": roi.fallback}
 
 
 def build_stage2_dataset(cases: pd.DataFrame, nnunet_root, source: str, margin_mm_xyz, pancreas_labels,
-                         roi_dir: str | os.PathLike | None = None, threads: int = 1) -> Path:
+                         rois: pd.DataFrame | None = None, threads: int = 1) -> Path:
     """Crop image and 7-class label identically for every case into nnU-Net's raw layout; the case-level
-    PDAC labels (by lesion voxels, as the evaluator defines them) go beside it. Returns dataset.json."""
-    out = raw_dataset_dir(nnunet_root)
+    PDAC labels (by lesion voxels, as the evaluator defines them) go beside it. `rois`: stage 1's ROI table,
+    for `source` cv. Returns dataset.json."""
+    out = raw_dataset_dir(nnunet_root, DATASET_NAME)
     for sub in ("imagesTr", "labelsTr", "rois"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    roi_files = rois.set_index("case_id")["roi"] if source == "cv" else None
     jobs = []
     for r in cases.itertuples():
-        inputs = [r.image, r.label] + ([str(Path(roi_dir) / f"{r.case_id}.json")] if source == "cv" else [])
-        outputs = [str(out / "imagesTr" / f"{r.case_id}_0000{FILE_ENDING}"), str(out / "labelsTr" / f"{r.case_id}{FILE_ENDING}"),
-                   str(out / "rois" / f"{r.case_id}.json")]
+        inputs = {"image": r.image, "label": r.label} | ({"roi": roi_files[r.case_id]} if source == "cv" else {})
+        outputs = {"image": str(image_file(out, r.case_id)), "label": str(label_file(out, r.case_id)),
+                   "roi": str(out / "rois" / f"{r.case_id}.json")}
         jobs.append(CaseJob(r.case_id, inputs, outputs, {"source": source, "margin_mm_xyz": list(margin_mm_xyz),
                                                          "pancreas_labels": list(pancreas_labels)}))
-    run_per_case(jobs, _crop_case, out / "crops.tsv", settings={}, threads=threads, label="stage-2 crops")
+    run_per_case(jobs, _crop_case, out / "crops.tsv", threads=threads, label="stage-2 crops")
     write_json({r.case_id: int(r.pdac_voxels) for r in cases.itertuples()}, out / CASE_LABELS)
     return finish_raw_dataset(out, [j.case_id for j in jobs], LABELS,
                               "PANORAMA stage 2: pancreas-region crops, all labels")
@@ -81,12 +78,14 @@ def predict_crop(predictor, crop: sitk.Image) -> tuple[sitk.Image, float]:
     return lesion_image, cls_prob
 
 
-def predict_cv_fold(predictor, cases: pd.DataFrame, roi_dir, out_dir, fold: int) -> pd.DataFrame:
-    """Every validation case of a fold, on its stage-1 cross-validated ROI (the honest path)."""
+def predict_cv_fold(predictor, cases: pd.DataFrame, rois: pd.DataFrame, out_dir, fold: int) -> pd.DataFrame:
+    """Every validation case of a fold, on its stage-1 cross-validated ROI (the honest path; `rois`: stage 1's
+    ROI table)."""
     out_dir = Path(out_dir)
+    roi_files = rois.set_index("case_id")["roi"]
     rows = []
     for r in cases.itertuples():
-        roi_json = str(Path(roi_dir) / f"{r.case_id}.json")
+        roi_json = roi_files[r.case_id]
         crop, roi = crop_for_inference(r.image, roi_json, r.case_id)
         lesion, cls_prob = predict_crop(predictor, crop)
         lesion_path = out_dir / f"{r.case_id}_lesion{FILE_ENDING}"

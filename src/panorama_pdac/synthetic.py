@@ -35,10 +35,10 @@ from scipy.spatial import cKDTree
 from .ct_painting import paint_ct
 from .errors import ConfigError, PanoramaError
 from .io import atomic_path, write_image
+from .layout import LABEL_FOLDERS
 
 SHEET_COLUMNS = ["PANORAMA_patient_id", "PANORAMA_study_id", "anonymized_study_date", "patient_age",
                  "patient_sex", "scanner", "label", "level"]
-LABEL_FOLDERS = ("manual_labels", "automatic_labels")
 BATCH_FOLDERS = ("batch1", "batch2")
 FIRST_PATIENT_ID = 100000
 OUT_OF_FOV_HU = -2048  # what several scanners store outside the reconstruction circle
@@ -333,7 +333,7 @@ def generate_dataset(out_dir: str | Path, n_patients: int = 24, seed: int = 0, p
                          lesion_radius_mm)
     studies = [(p, s) for p in patients for s in range(1, p.n_studies + 1)]
     n = len(studies)
-    traits = zip(_assign(rng, n, BATCH_FOLDERS, (1, 1)), _assign(rng, n, LABEL_FOLDERS, (482, 1756)),
+    traits = zip(_assign(rng, n, BATCH_FOLDERS, (1, 1)), _assign(rng, n, list(LABEL_FOLDERS.values()), (482, 1756)),
                  _assign(rng, n, list(DIRECTIONS), (5, 3, 2)), _assign(rng, n, list(LABEL_PIXEL_TYPES), (7, 2, 1)),
                  _assign(rng, n, (False, True), (1 - out_of_fov_fraction, out_of_fov_fraction)))
     cases = [{"case_id": f"{p.patient_id:06d}_{s:05d}", "study": s, "pdac": p.pdac, "batch": b, "label_folder": f,
@@ -342,7 +342,7 @@ def generate_dataset(out_dir: str | Path, n_patients: int = 24, seed: int = 0, p
 
     expected = {out_dir / "images" / c["batch"] / f"{c['case_id']}_0000.nii.gz" for c in cases}
     expected |= {out_dir / "labels" / c["label_folder"] / f"{c['case_id']}.nii.gz" for c in cases}
-    for folder in [out_dir / "images" / b for b in BATCH_FOLDERS] + [out_dir / "labels" / f for f in LABEL_FOLDERS]:
+    for folder in [out_dir / "images" / b for b in BATCH_FOLDERS] + [out_dir / "labels" / f for f in LABEL_FOLDERS.values()]:
         for stale in folder.glob("*.nii.gz") if folder.is_dir() else []:
             if stale not in expected:
                 stale.unlink()

@@ -1,7 +1,13 @@
 # Shared definitions: data locations, wildcard constraints, resources and targets.
 from pathlib import Path
 
+from panorama_pdac import stage1, stage2
 from panorama_pdac.layout import files_signature, label_folders, raw_folders
+
+# Config sections every rule file reads.
+S1 = config["stage1"]
+S2 = config["stage2"]
+EV = config["evaluation"]
 
 SYNTHETIC_DIR = "results/synthetic"
 SYNTHETIC_SHEET = "{}/labels/clinical_information.{}".format(
@@ -11,7 +17,9 @@ FOLDS = list(range(config["folds"]["n_folds"]))
 
 
 PAINTED_DIR = f"{SYNTHETIC_DIR}/painted"
-S2_RAW = "results/stage2/nnunet/raw/Dataset502_PanoramaStage2"
+S1_NNUNET = "results/stage1/nnunet"
+S1_RAW = f"{S1_NNUNET}/raw/{stage1.DATASET_NAME}"
+S2_RAW = f"results/stage2/nnunet/raw/{stage2.DATASET_NAME}"
 
 
 def raw_data():

@@ -1,12 +1,10 @@
 # Post-processing, cross-validated metrics, figures and Table 4.
 
-EV = config["evaluation"]
-
 
 rule postprocess_cv:
     input:
         cv=expand("results/stage2/{{variant}}/cv/fold_{fold}.tsv", fold=FOLDS),
-        stage1_cv=expand("results/stage1/cv/fold_{fold}.tsv", fold=FOLDS),
+        rois="results/stage1/rois.tsv",
         cases="results/dataset/cases.tsv",
     output:
         scores="results/evaluation/{variant}/case_scores.tsv",
@@ -22,7 +20,6 @@ rule postprocess_cv:
     params:
         settings=EV["postprocess"],
         fusion=EV["fusion"],
-        min_component_fraction=config["stage1"]["roi_min_component_fraction"],
     script:
         "../scripts/postprocess_cv.py"
 

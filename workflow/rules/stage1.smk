@@ -1,9 +1,5 @@
 # Stage 1: low-resolution pancreas nnU-Net, one training job per fold, cross-validated ROIs.
 
-S1 = config["stage1"]
-S1_NNUNET = "results/stage1/nnunet"
-S1_RAW = f"{S1_NNUNET}/raw/Dataset501_PanoramaStage1"
-
 
 rule convert_stage1:
     input:

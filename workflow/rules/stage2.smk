@@ -1,7 +1,5 @@
 # Stage 2: the multi-task nnU-Net on pancreas-region crops; one job per (variant, fold, step).
 
-S2 = config["stage2"]
-
 
 rule crop_stage2:
     input:

@@ -10,6 +10,7 @@ def main(smk):
         n_patients=smk.params.n_patients,
         seed=smk.params.seed,
         sheet_format=smk.params.sheet_format,
+        threads=smk.threads,
     )
 
 

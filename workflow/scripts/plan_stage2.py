@@ -2,9 +2,9 @@ from pathlib import Path
 
 from panorama_pdac.io import read_json
 from panorama_pdac.jobs import run_job
+from panorama_pdac.nnunet.datasets import copy_model_files
 from panorama_pdac.nnunet.env import configure_nnunet_env, nnunet_root_beside
 from panorama_pdac.nnunet.planning import plan_and_preprocess
-from panorama_pdac.stage1 import copy_model_files
 from panorama_pdac.stage2 import DATASET_ID
 
 

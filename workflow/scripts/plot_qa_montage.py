@@ -1,6 +1,5 @@
 from panorama_pdac.cases import read_case_table
-from panorama_pdac.evaluation import qa_panels
-from panorama_pdac.figures import plot_qa_montage
+from panorama_pdac.figures import plot_qa_montage, qa_panels
 from panorama_pdac.io import read_tsv
 from panorama_pdac.jobs import run_job
 

@@ -1,11 +1,10 @@
 from pathlib import Path
 
 from panorama_pdac.cases import read_case_table
-from panorama_pdac.io import read_json, write_tsv
+from panorama_pdac.io import read_json, read_tsv, write_tsv
 from panorama_pdac.jobs import run_job
 from panorama_pdac.nnunet.env import resolve_device
 from panorama_pdac.nnunet.inference import load_predictor
-from panorama_pdac.stage1 import roi_dir_of
 from panorama_pdac.stage2 import predict_cv_fold
 
 
@@ -18,7 +17,8 @@ def main(smk):
                                trainer_class=Step3JointTrainer)
     cases = read_case_table(smk.input.cases).set_index("case_id")
     val = cases.loc[read_json(smk.input.splits)[fold]["val"]].reset_index()
-    table = predict_cv_fold(predictor, val, roi_dir_of(smk.input.rois), Path(smk.output.table).parent, fold)
+    rois = read_tsv(smk.input.rois, dtype={"case_id": str})
+    table = predict_cv_fold(predictor, val, rois, Path(smk.output.table).parent, fold)
     write_tsv(table, smk.output.table)
 
 
