@@ -103,6 +103,7 @@ def test_rerunning_one_fold_schedules_only_that_fold(run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run, copy, symlinks=True)
     target = "results/stage1/fold_1/checkpoint_final.pth"
+    shared = (run / target).stat().st_mtime_ns
     dry = snakemake(copy, "--dry-run", target, "--forcerun", "train_stage1")
     assert job_counts(dry.stdout) == {"train_stage1": 1}
     other = copy / "results/stage1/fold_0/checkpoint_final.pth"
@@ -110,5 +111,6 @@ def test_rerunning_one_fold_schedules_only_that_fold(run, tmp_path):
     snakemake(copy, "--cores", "2", target, "--forcerun", "train_stage1")
     assert other.stat().st_mtime_ns == before
     assert (copy / target).stat().st_mtime_ns > before
+    assert (run / target).stat().st_mtime_ns == shared
 
 

@@ -102,7 +102,7 @@ def _localise_case(job: CaseJob) -> dict:
     return {k: v for k, v in row.items() if k != "case_id"}
 
 
-def localise_cases(cases: pd.DataFrame, predictions: dict[str, str], dataset_dir: Path, out_dir: Path, margin_mm_xyz,
+def localise_cases(cases: pd.DataFrame, predictions: dict[str, str], dataset_dir: Path, out_dir: Path, *, margin_mm_xyz,
                    min_component_fraction: float, threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`localise` every case from its cross-validated stage-1 mask (`predictions`: case id -> file). Writes
     `out_dir`/{case}.json (the ROI) and {case}_pancreas.nii.gz; returns the ROI table (ROIS_COLUMNS, what

@@ -8,6 +8,11 @@ from panorama_pdac.layout import files_signature, label_folders, raw_folders
 S1 = config["stage1"]
 S2 = config["stage2"]
 EV = config["evaluation"]
+# How stage 1's mask becomes the ROI (stage1.localise), for the CV cases and for new scans alike.
+LOCALISATION = {
+    "margin_mm_xyz": S1["margin_mm_xyz"],
+    "min_component_fraction": S1["roi_min_component_fraction"],
+}
 
 SYNTHETIC_DIR = "results/synthetic"
 SYNTHETIC_SHEET = "{}/labels/clinical_information.{}".format(

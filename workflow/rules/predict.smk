@@ -22,8 +22,7 @@ rule predict:
         mirroring=config["predict"]["mirroring"],
         settings={
             "spacing_xyz": S1["spacing_xyz"],
-            "margin_mm_xyz": S1["margin_mm_xyz"],
-            "min_component_fraction": S1["roi_min_component_fraction"],
+            **LOCALISATION,
             "postprocess": EV["postprocess"],
             "fusion": EV["fusion"],
         },

@@ -119,7 +119,6 @@ rule localise_stage1:
     resources:
         **job_resources("light"),
     params:
-        margin_mm_xyz=S1["margin_mm_xyz"],
-        min_component_fraction=S1["roi_min_component_fraction"],
+        localisation=LOCALISATION,
     script:
         "../scripts/localise_stage1.py"

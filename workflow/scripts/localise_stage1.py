@@ -12,8 +12,7 @@ def main(smk):
     cases = read_case_table(smk.input.cases)
     cv = pd.concat([read_tsv(f, dtype={"case_id": str}) for f in smk.input.cv], ignore_index=True)
     rois, qa = localise_cases(cases, dict(zip(cv.case_id, cv.prediction)), Path(smk.input.raw_dataset).parent,
-                              Path(smk.output.rois).parent / "roi", smk.params.margin_mm_xyz,
-                              smk.params.min_component_fraction, threads=smk.threads)
+                              Path(smk.output.rois).parent / "roi", **smk.params.localisation, threads=smk.threads)
     write_tsv(qa, smk.output.qa)
     write_tsv(rois, smk.output.rois)
     write_json(qa_summary(qa), smk.output.summary)
