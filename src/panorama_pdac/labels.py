@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-LESION = 1  # PDAC lesion; a case is PDAC iff its label map has this value
-MAX_LABEL = 6  # 2 veins, 3 arteries, 4 pancreas, 5 pancreatic duct, 6 common bile duct
+# Every value of a label map, by the names stage 2's nnU-Net dataset gives them.
+NAMES = {"background": 0, "PDAC": 1, "veins": 2, "arteries": 3, "pancreas": 4, "pancreatic_duct": 5,
+         "common_bile_duct": 6}
+LESION = NAMES["PDAC"]  # a case is PDAC iff its label map has this value
+PARENCHYMA = NAMES["pancreas"]
+MAX_LABEL = max(NAMES.values())
 N_LABELS = MAX_LABEL + 1
-PARENCHYMA = 4
-PANCREAS = (1, 4, 5)  # lesion, parenchyma, duct: stage 1's target
+PANCREAS = (LESION, PARENCHYMA, NAMES["pancreatic_duct"])  # stage 1's target
 
 
 def invalid_values(values: np.ndarray) -> np.ndarray:

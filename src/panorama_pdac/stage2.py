@@ -8,14 +8,13 @@ import pandas as pd
 import SimpleITK as sitk
 
 from .geometry import Roi, crop_to_roi, pancreas_mask, roi_from_mask
+from . import labels
 from .io import read_image, read_json, write_image, write_json
 from .nnunet.datasets import FILE_ENDING, finish_raw_dataset, image_file, label_file, raw_dataset_dir
 from .per_case import CaseJob, run_per_case
 
 DATASET_ID = 502
 DATASET_NAME = f"Dataset{DATASET_ID}_PanoramaStage2"
-LABELS = {"background": 0, "PDAC": 1, "veins": 2, "arteries": 3, "pancreas": 4, "pancreatic_duct": 5,
-          "common_bile_duct": 6}
 CASE_LABELS = "case_labels.json"
 
 
@@ -54,7 +53,7 @@ def build_stage2_dataset(cases: pd.DataFrame, nnunet_root, source: str, margin_m
                                                          "pancreas_labels": list(pancreas_labels)}))
     run_per_case(jobs, _crop_case, out / "crops.tsv", threads=threads, label="stage-2 crops")
     write_json({r.case_id: int(r.pdac_voxels) for r in cases.itertuples()}, out / CASE_LABELS)
-    return finish_raw_dataset(out, [j.case_id for j in jobs], LABELS,
+    return finish_raw_dataset(out, [j.case_id for j in jobs], labels.NAMES,
                               "PANORAMA stage 2: pancreas-region crops, all labels")
 
 
