@@ -26,6 +26,7 @@ include: "workflow/rules/stage2.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/provenance.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:

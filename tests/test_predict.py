@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-import yaml
 from picai_eval.analysis_utils import parse_detection_map
 from picai_eval.image_utils import read_prediction
-from workflow_runner import E2E_CONFIG, REPO, snakemake
+from workflow_runner import e2e_config, snakemake
 
 from panorama_pdac.errors import DataError, PanoramaError
 from panorama_pdac.geometry import Roi
@@ -32,6 +31,7 @@ from panorama_pdac.predict import (
     predictions_table,
 )
 from panorama_pdac.scores import fuse
+from panorama_pdac.settings import predict_settings
 from panorama_pdac.synthetic import generate_dataset
 
 POSTPROCESS = {"threshold": "dynamic-fast", "dynamic_threshold_factor": 2.5, "min_voxels_detection": 10,
@@ -205,11 +205,6 @@ def test_a_missing_input_folder_is_named(tmp_path):
     assert "nowhere" in str(e.value)
 
 
-def _fusion_rule() -> str:
-    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["evaluation"]["fusion"]
-    return yaml.safe_load(E2E_CONFIG.read_text()).get("evaluation", {}).get("fusion", base)
-
-
 @pytest.mark.e2e
 def test_predict_target_on_held_out_scans(workflow_run, tmp_path):
     held_out = generate_dataset(tmp_path / "synthetic", n_patients=2, seed=2024, min_pdac_patients=1)
@@ -234,6 +229,7 @@ def test_predict_target_on_held_out_scans(workflow_run, tmp_path):
     assert failures.case_id.tolist() == ["999999_00001"]
     assert "unreadable or corrupt" in failures.message[0]
     assert sorted(predictions.case_id) == sorted(c["case_id"] for c in held_out["cases"])
+    fusion = e2e_config()["evaluation"]["fusion"]
     for row in predictions.itertuples():
         [scan] = [p for p in scans.iterdir() if case_id_of(p) == row.case_id]
         det_path = out / row.case_id / DETECTION_MAP
@@ -244,16 +240,8 @@ def test_predict_target_on_held_out_scans(workflow_run, tmp_path):
         parse_detection_map(y_det)  # raises for maps that are not constant-valued blobs
         assert y_det.min() >= 0
         likelihood = json.loads((out / row.case_id / LIKELIHOOD).read_text())
-        assert likelihood == pytest.approx(fuse(row.cls_prob, float(y_det.max()), _fusion_rule()), abs=1e-12)
+        assert likelihood == pytest.approx(fuse(row.cls_prob, float(y_det.max()), fusion), abs=1e-12)
         assert likelihood == pytest.approx(row.likelihood, abs=1e-12)
-
-
-def _e2e_config() -> dict:
-    """config/config.yaml with the end-to-end test's overrides, as the workflow merges them (nested dicts)."""
-    def merge(base: dict, over: dict) -> dict:
-        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-                           for k, v in over.items()}}
-    return merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), yaml.safe_load(E2E_CONFIG.read_text()))
 
 
 @pytest.mark.e2e
@@ -263,13 +251,11 @@ def test_cv_path_and_predict_agree_on_roi_probability_and_detection_map(workflow
     import torch
 
     results = workflow_run / "results"
-    config, variant = _e2e_config(), "ce"
+    config, variant = e2e_config(), "ce"
     models = TwoStageEnsemble.load(results / "stage1", [results / "stage1/fold_0/checkpoint_final.pth"],
                                    results / "stage2" / variant, [results / f"stage2/{variant}/fold_0/step3/checkpoint_final.pth"],
                                    torch.device("cpu"), mirroring=False)
-    settings = PredictSettings(config["stage1"]["spacing_xyz"], config["stage1"]["margin_mm_xyz"],
-                               config["evaluation"]["postprocess"], config["evaluation"]["fusion"],
-                               config["stage1"]["roi_min_component_fraction"])
+    settings = PredictSettings(**predict_settings(config))
     cases = pd.read_csv(results / "dataset/cases.tsv", sep="\t", dtype=str).set_index("case_id")
     rois = pd.read_csv(results / "stage1/rois.tsv", sep="\t", dtype=str).set_index("case_id")
     scores = pd.read_csv(results / f"evaluation/{variant}/case_scores.tsv", sep="\t", dtype={"case_id": str})

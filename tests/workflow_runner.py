@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 E2E_CONFIG = REPO / "tests" / "e2e" / "config.yaml"
 
@@ -19,6 +21,14 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800
     if check and out.returncode:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-6000:]}")
     return out
+
+
+def e2e_config() -> dict:
+    """config/config.yaml with the end-to-end test's overrides, as the workflow merges them (nested dicts)."""
+    def merge(base: dict, over: dict) -> dict:
+        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                           for k, v in over.items()}}
+    return merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), yaml.safe_load(E2E_CONFIG.read_text()))
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:

@@ -115,13 +115,18 @@ class CasePrediction:
     seconds: dict[str, float] = field(default_factory=dict)  # per phase (PHASES)
 
 
-def case_id_of(path: str | os.PathLike) -> str:
-    """Case id of an input file: its name without the image suffix and without a trailing _0000."""
+def image_stem(path: str | os.PathLike) -> str:
+    """An input file's name without its image suffix."""
     name = Path(path).name
     suffix = next((s for s in IMAGE_SUFFIXES if name.endswith(s)), None)
     if suffix is None:
         raise DataError(path, f"not a CT file this predictor reads (expected {', '.join(IMAGE_SUFFIXES)})")
-    case_id = name[: -len(suffix)].removesuffix(CHANNEL)
+    return name[: -len(suffix)]
+
+
+def case_id_of(path: str | os.PathLike) -> str:
+    """Case id of an input file: its name without the image suffix and without a trailing _0000."""
+    case_id = image_stem(path).removesuffix(CHANNEL)
     if not case_id:
         raise DataError(path, "file name gives an empty case id")
     return case_id

@@ -3,16 +3,14 @@ from pathlib import Path
 
 from panorama_pdac import stage1, stage2
 from panorama_pdac.layout import files_signature, label_folders, raw_folders
+from panorama_pdac.settings import localisation_settings, predict_settings
 
 # Config sections every rule file reads.
 S1 = config["stage1"]
 S2 = config["stage2"]
 EV = config["evaluation"]
 # How stage 1's mask becomes the ROI (stage1.localise), for the CV cases and for new scans alike.
-LOCALISATION = {
-    "margin_mm_xyz": S1["margin_mm_xyz"],
-    "min_component_fraction": S1["roi_min_component_fraction"],
-}
+LOCALISATION = localisation_settings(config)
 
 SYNTHETIC_DIR = "results/synthetic"
 SYNTHETIC_SHEET = "{}/labels/clinical_information.{}".format(
@@ -138,23 +136,11 @@ def stage2_step_inputs(wildcards):
     return inputs
 
 
-def predict_inputs(wildcards):
-    """The scans (every non-hidden file of predict_input: unusable ones are reported per case) and the models of
-    both stages. Only a run that asks for predictions needs predict_input; once set, the Snakefile's config
-    check has made sure of the folder, its files and predict.variant.
-    """
-    folder, variant = config["predict_input"], config["predict"]["variant"]
-    if not folder:
-        raise ValueError(
-            "predict needs a folder of CT scans: --config predict_input=DIR"
-        )
-    images = sorted(
-        str(p)
-        for p in Path(folder).iterdir()
-        if p.is_file() and not p.name.startswith(".")
-    )
+def ensemble_inputs(wildcards):
+    """The models of both stages that predict new scans: every fold of stage 1 and of predict.variant's step 3,
+    with their model folders' plans.json and dataset.json."""
+    variant = config["predict"]["variant"]
     return {
-        "images": images,
         "stage1_plans": "results/stage1/plans.json",
         "stage1_dataset_json": "results/stage1/dataset.json",
         "stage1_models": expand(
@@ -168,6 +154,24 @@ def predict_inputs(wildcards):
             fold=FOLDS,
         ),
     }
+
+
+def predict_inputs(wildcards):
+    """The scans (every non-hidden file of predict_input: unusable ones are reported per case) and the models of
+    both stages. Only a run that asks for predictions needs predict_input; once set, the Snakefile's config
+    check has made sure of the folder, its files and predict.variant.
+    """
+    folder = config["predict_input"]
+    if not folder:
+        raise ValueError(
+            "predict needs a folder of CT scans: --config predict_input=DIR"
+        )
+    images = sorted(
+        str(p)
+        for p in Path(folder).iterdir()
+        if p.is_file() and not p.name.startswith(".")
+    )
+    return {"images": images, **ensemble_inputs(wildcards)}
 
 
 def all_targets():

@@ -20,11 +20,6 @@ rule predict:
     params:
         device=config["device"],
         mirroring=config["predict"]["mirroring"],
-        settings={
-            "spacing_xyz": S1["spacing_xyz"],
-            **LOCALISATION,
-            "postprocess": EV["postprocess"],
-            "fusion": EV["fusion"],
-        },
+        settings=predict_settings(config),
     script:
         "../scripts/predict_cases.py"
