@@ -252,9 +252,10 @@ def test_cv_path_and_predict_agree_on_roi_probability_and_detection_map(workflow
 
     results = workflow_run / "results"
     config, variant = e2e_config(), "ce"
+    stage2 = results / "stage2" / variant
     models = TwoStageEnsemble.load(results / "stage1", [results / "stage1/fold_0/checkpoint_final.pth"],
-                                   results / "stage2" / variant, [results / f"stage2/{variant}/fold_0/step3/checkpoint_final.pth"],
-                                   torch.device("cpu"), mirroring=False)
+                                   stage2, [stage2 / "fold_0/step3/checkpoint_final.pth"], torch.device("cpu"),
+                                   mirroring=False)
     settings = PredictSettings(**predict_settings(config))
     cases = pd.read_csv(results / "dataset/cases.tsv", sep="\t", dtype=str).set_index("case_id")
     rois = pd.read_csv(results / "stage1/rois.tsv", sep="\t", dtype=str).set_index("case_id")

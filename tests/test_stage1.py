@@ -204,7 +204,8 @@ def _train_and_predict(stage1, out: Path, seeding: Seeding) -> tuple[Path, np.nd
     final = train_fold(nnUNetTrainer, stage1["model"] / "plans.json", stage1["model"] / "dataset.json",
                        "3d_fullres", 0, out, Schedule(2, 3, 1), torch.device("cpu"), seeding)
     predictor = load_predictor(stage1["model"], [final], torch.device("cpu"), mirroring=False)
-    mask, = predict_validation_cases(predictor, stage1["ids"][:1], raw_dataset_dir(stage1["root"], DATASET_NAME), out / "cv")
+    raw = raw_dataset_dir(stage1["root"], DATASET_NAME)
+    mask, = predict_validation_cases(predictor, stage1["ids"][:1], raw, out / "cv")
     return final, sitk.GetArrayFromImage(sitk.ReadImage(str(mask)))
 
 

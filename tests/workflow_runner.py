@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from snakemake.utils import update_config
 
 REPO = Path(__file__).resolve().parents[1]
 E2E_CONFIG = REPO / "tests" / "e2e" / "config.yaml"
@@ -24,11 +25,10 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800
 
 
 def e2e_config() -> dict:
-    """config/config.yaml with the end-to-end test's overrides, as the workflow merges them (nested dicts)."""
-    def merge(base: dict, over: dict) -> dict:
-        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-                           for k, v in over.items()}}
-    return merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), yaml.safe_load(E2E_CONFIG.read_text()))
+    """config/config.yaml with the end-to-end test's overrides, merged by Snakemake's own rule for --configfile."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    update_config(config, yaml.safe_load(E2E_CONFIG.read_text()))
+    return config
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:

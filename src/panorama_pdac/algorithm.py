@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import yaml
 
 from .errors import ConfigError, DataError, PanoramaError
 from .io import atomic_path, read_json, write_json, write_text
+from .nnunet.datasets import copy_model_files
 from .nnunet.env import resolve_device
 from .nnunet.training import FINAL
 from .predict import (
@@ -100,9 +100,7 @@ def export_stage(model_dir: str | os.PathLike, checkpoints: Sequence[str | os.Pa
         folds.append(checkpoint["init_args"]["fold"])
         with atomic_path(Path(models_root) / folder / f"fold_{folds[-1]}" / FINAL) as tmp:
             torch.save({key: checkpoint[key] for key in INFERENCE_KEYS}, tmp)
-    for name in ("plans.json", "dataset.json"):
-        with atomic_path(Path(models_root) / folder / name) as tmp:
-            shutil.copyfile(model_dir / name, tmp)
+    copy_model_files(model_dir / "plans.json", model_dir / "dataset.json", Path(models_root) / folder)
     return {"folder": str(folder), "folds": sorted(folds)}
 
 

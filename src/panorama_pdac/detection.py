@@ -131,5 +131,5 @@ def build_detection_maps(cv: pd.DataFrame, cases: pd.DataFrame, rois: pd.DataFra
     cv = cv.set_index("case_id")
     table = case_scores_table(cv["cls_prob"].to_dict(), done["det_max"].to_dict(), cv["fold"].to_dict(), fusion)
     table["detection_map"] = [str(out_dir / f"{c}.nii.gz") for c in table.case_id]
-    table["roi"] = [cv.at[c, "roi"] for c in table.case_id]
+    table["roi"] = [stage1.at[c, "roi"] for c in table.case_id]
     return table

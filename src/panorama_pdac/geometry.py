@@ -161,7 +161,7 @@ def roi_from_mask(mask: sitk.Image, reference: sitk.Image, margin_mm_xyz: Sequen
     image with `fallback=True`.
     """
     stats = sitk.LabelShapeStatisticsImageFilter()
-    stats.Execute(sitk.Cast(mask != 0, sitk.sitkUInt8))
+    stats.Execute(mask != 0)
     if not stats.HasLabel(1):
         return whole_image_roi(reference, "empty mask: no foreground voxel", margin_mm_xyz)
     bbox = stats.GetBoundingBox(1)  # (x0, y0, z0, size_x, size_y, size_z)

@@ -110,9 +110,12 @@ class CasePrediction:
     likelihood: float
     cls_prob: float
     det_max: float
-    roi_fallback: bool
     roi: Roi  # where stage 2 looked
     seconds: dict[str, float] = field(default_factory=dict)  # per phase (PHASES)
+
+    @property
+    def roi_fallback(self) -> bool:
+        return self.roi.fallback
 
 
 def image_stem(path: str | os.PathLike) -> str:
@@ -188,7 +191,7 @@ def predict_case(models: Models, path: str | os.PathLike, case_id: str, case_dir
     if roi.fallback:
         print(f"{case_id}: no pancreas found by stage 1 ({roi.fallback_reason}); stage 2 ran on the whole image",
               flush=True)
-    return CasePrediction(case_id, likelihood, float(cls_prob), det_max, roi.fallback, roi, seconds)
+    return CasePrediction(case_id, likelihood, float(cls_prob), det_max, roi, seconds)
 
 
 def _remove_outputs(case_dir: Path) -> None:

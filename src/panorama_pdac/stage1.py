@@ -111,7 +111,8 @@ def localise_cases(cases: pd.DataFrame, predictions: dict[str, str], dataset_dir
         CaseJob(r.case_id,
                 {"prediction": predictions[r.case_id], "truth": str(label_file(dataset_dir, r.case_id)),
                  "image": r.image, "label": r.label},
-                {"roi": str(out_dir / f"{r.case_id}.json"), "pancreas": str(out_dir / f"{r.case_id}_pancreas{FILE_ENDING}")},
+                {"roi": str(out_dir / f"{r.case_id}.json"),
+                 "pancreas": str(out_dir / f"{r.case_id}_pancreas{FILE_ENDING}")},
                 {"margin_mm_xyz": list(margin_mm_xyz), "min_component_fraction": float(min_component_fraction)})
         for r in cases.itertuples()
     ]

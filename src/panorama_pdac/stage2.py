@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import SimpleITK as sitk
 
-from .geometry import Roi, crop_to_roi, pancreas_mask, roi_from_mask
 from . import labels
+from .geometry import Roi, crop_to_roi, pancreas_mask, roi_from_mask
 from .io import read_image, read_json, write_image, write_json
 from .nnunet.datasets import FILE_ENDING, finish_raw_dataset, image_file, label_file, raw_dataset_dir
 from .per_case import CaseJob, run_per_case

@@ -342,7 +342,8 @@ def generate_dataset(out_dir: str | Path, n_patients: int = 24, seed: int = 0, p
 
     expected = {out_dir / "images" / c["batch"] / f"{c['case_id']}_0000.nii.gz" for c in cases}
     expected |= {out_dir / "labels" / c["label_folder"] / f"{c['case_id']}.nii.gz" for c in cases}
-    for folder in [out_dir / "images" / b for b in BATCH_FOLDERS] + [out_dir / "labels" / f for f in LABEL_FOLDERS.values()]:
+    folders = [out_dir / "images" / b for b in BATCH_FOLDERS] + [out_dir / "labels" / f for f in LABEL_FOLDERS.values()]
+    for folder in folders:
         for stale in folder.glob("*.nii.gz") if folder.is_dir() else []:
             if stale not in expected:
                 stale.unlink()
