@@ -84,3 +84,4 @@ def test_published_config_builds_the_papers_head():
     steps = config["stage2"]["steps"]
     assert steps["step2"]["options"]["balanced_batches"] is True  # the head alone learns from balanced batches
     assert not steps["step3"].get("options", {}).get("balanced_batches", False)
+    assert all(step["schedule"].get("batch_size") is None for step in steps.values())  # the plans' batch

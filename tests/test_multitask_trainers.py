@@ -3,6 +3,8 @@ options, and multi-task inference from the trained folds."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -160,6 +162,24 @@ def test_steps_training_the_head_validate_it_on_whole_cases(data, trained):
         assert "Case-level PDAC AUROC" in (trained["fold"] / step / "training_log.txt").read_text()
     logged = torch.load(trained["steps"][1], weights_only=False)["logging"][CLS_LOSS_KEY]
     assert logged == read_json(trained["fold"] / "step2" / HEAD_VALIDATION)["train_cls_loss"]
+
+
+def test_a_step_trains_with_the_batch_size_of_its_schedule(data, trained, tmp_path, monkeypatch):
+    batches = []
+    train_step = Step2ClsTrainer.train_step
+
+    def recording(self, batch):
+        batches.append(sorted(self.case_targets(batch["keys"]).tolist()))
+        return train_step(self, batch)
+
+    monkeypatch.setattr(Step2ClsTrainer, "train_step", recording)
+    train_fold(Step2ClsTrainer, data["plans"], data["dataset_json"], "3d_fullres", 0, tmp_path / "step2",
+               replace(SCHEDULE, batch_size=5), CPU, SEEDING, init_weights=trained["steps"][0],
+               options=_options(data, balanced_batches=True))
+    assert read_json(data["plans"])["configurations"]["3d_fullres"]["batch_size"] == 2
+    assert len(batches) == SCHEDULE.iterations_per_epoch
+    assert all(len(b) == 5 and 0 in b and 1 in b for b in batches)  # balanced batches at that size too
+    assert "Batch size 5 (schedule; the plans say 2)" in (tmp_path / "step2" / "training_log.txt").read_text()
 
 
 def test_step_checkpoint_reloads_strictly(data, trained):

@@ -27,21 +27,32 @@ SETTINGS = "training_settings.json"  # what the checkpoint_latest.pth beside it 
 
 @dataclass(frozen=True)
 class Schedule:
-    """How long and how fast to train; values from config (stage / step)."""
+    """How long and how fast to train; values from config (stage / step). `batch_size` None keeps the plans'."""
 
     num_epochs: int
     iterations_per_epoch: int
     val_iterations_per_epoch: int
     save_every: int = 1
     initial_lr: float | None = None
+    batch_size: int | None = None
 
     def apply(self, trainer) -> None:
+        """Before `initialize()`, which builds the optimiser and its learning-rate schedule from these."""
         trainer.num_epochs = self.num_epochs
         trainer.num_iterations_per_epoch = self.iterations_per_epoch
         trainer.num_val_iterations_per_epoch = self.val_iterations_per_epoch
         trainer.save_every = self.save_every
         if self.initial_lr is not None:
             trainer.initial_lr = self.initial_lr
+
+    def apply_batch_size(self, trainer) -> None:
+        """After `initialize()`, which sets the batch size from the plans; the data loaders are built later, when
+        training starts. A step that trains the head alone can then see more patches per update than the plans'
+        batch, which is sized for the whole network's memory (single-device training: nnU-Net splits the plans'
+        batch between DDP workers inside `initialize()`)."""
+        if self.batch_size is not None:
+            trainer.print_to_log_file(f"Batch size {self.batch_size} (schedule; the plans say {trainer.batch_size})")
+            trainer.batch_size = self.batch_size
 
 
 def relocate(trainer, output_folder: str | os.PathLike) -> None:
@@ -135,6 +146,7 @@ def train_fold(
     if options is not None:
         options.apply(trainer)
     trainer.initialize()
+    schedule.apply_batch_size(trainer)
     load_data_seeded(trainer, seeding.seed)
     set_torch_determinism(seeding.deterministic)
     trainer.print_to_log_file(f"Seed {seeding.seed}; deterministic algorithms " + (
