@@ -75,8 +75,10 @@ def test_script_reads_only_declared_names(rule, tmp_path):
     for section in SECTIONS:
         names = set()
         for name in declared[section]:
-            function = name.removeprefix("unpack:")
-            names |= _input_function_keys(function, tmp_path) if function != name else {name}
+            if name.startswith("unpack:"):
+                names |= _input_function_keys(name.removeprefix("unpack:"), tmp_path)
+            else:
+                names.add(name)
         # `smk.input.get("key")` and `"key" in smk.input.keys()` read a key too
         used = (set(re.findall(rf"smk\.{section}\.(\w+)", text)) - {"get", "keys"}) | set(
             re.findall(rf'smk\.{section}\.get\("(\w+)"', text)) | set(
