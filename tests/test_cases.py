@@ -308,9 +308,9 @@ def test_threads_give_the_same_table(tmp_path):
 
 def test_large_slices_are_read_in_several_slabs(tmp_path, monkeypatch):
     # A lesion only in the last slab must still be found when the volume is read slab-wise.
-    import panorama_pdac.cases as cases_module
+    import panorama_pdac.io as io_module
 
-    monkeypatch.setattr(cases_module, "SLAB_VOXELS", 12 * 10 * 2)  # two slices per slab
+    monkeypatch.setattr(io_module, "SLAB_VOXELS", 12 * 10 * 2)  # two slices per slab
     args = make_dataset(tmp_path, {})
     arr = label_array(False)
     arr[-1, 0, 0] = 1

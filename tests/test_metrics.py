@@ -11,15 +11,19 @@ import pytest
 import SimpleITK as sitk
 
 from panorama_pdac.errors import DataError
+from panorama_pdac import metrics as metrics_module
 from panorama_pdac.io import write_image
 from panorama_pdac.metrics import (
+    case_lesion_results,
     curve_sets,
     evaluate_cases,
+    evaluate_lesion_results,
     lesion_dice,
     metrics_table,
     stored_metrics,
     table4,
 )
+from panorama_pdac.scores import fuse
 
 SHAPE = (4, 16, 16)
 LESION = (slice(1, 3), slice(4, 8), slice(4, 8))  # 32 voxels
@@ -160,6 +164,37 @@ def test_stored_lesion_results_give_the_same_auroc_and_ap():
     for iou in (0.10, 0.15):
         assert stored_metrics(result, iou, "cls").calc_auroc() == _value(result, "auroc", score="cls", iou=iou)
         assert stored_metrics(result, iou).calc_AP() == _value(result, "ap", score="cls", iou=iou)
+
+
+def test_metrics_of_stored_lesion_results_read_no_map(tmp_path, monkeypatch):
+    """Another fusion rule, from the stored per-case lesion results: the same metrics as evaluating the maps,
+    and not one map read (evaluate_cv after a change of evaluation.fusion)."""
+    cases = {**_four_cases(), "n3": _case(False, fp_value=0.2)}
+    det_paths, label_paths = {}, {}
+    for case_id, (det, label) in cases.items():
+        det_paths[case_id], label_paths[case_id] = tmp_path / f"{case_id}_det.nii.gz", tmp_path / f"{case_id}.nii.gz"
+        write_image(sitk.GetImageFromArray(det), det_paths[case_id])
+        write_image(sitk.GetImageFromArray(label), label_paths[case_id])
+    reads = []
+    for reader in ("read_image", "read_label"):
+        read = getattr(metrics_module, reader)
+        monkeypatch.setattr(metrics_module, reader, lambda path, case_id=None, read=read: reads.append(path)
+                            or read(path, case_id))
+    stored = json.loads(json.dumps(case_lesion_results(det_paths, label_paths)))  # as lesion_results.json
+    assert len(reads) == 2 * len(cases)
+    cls = {"p1": 0.8, "p2": 0.45, "n1": 0.2, "n2": 0.5, "n3": 0.4}
+    det = {c: float(d.max()) for c, (d, _) in cases.items()}
+    folds = {"p1": 0, "n1": 0, "n3": 0, "p2": 1, "n2": 1}
+    for rule in ("mean", "max", "cls"):
+        scores = {"cls": cls, "det": det, "fused": dict(zip(cls, fuse(list(cls.values()), list(det.values()), rule)))}
+        reads.clear()
+        from_stored = evaluate_lesion_results(stored, scores, n_bootstrap=30, seed=1, folds=folds, variant="v")
+        assert reads == []
+        assert from_stored == evaluate_cases(det_paths, label_paths, scores, n_bootstrap=30, seed=1, folds=folds,
+                                             variant="v")
+    assert _value(from_stored, "auroc", score="fused") == pytest.approx(5 / 6)  # cls alone: 0.8, 0.45 vs 0.5
+    with pytest.raises(ValueError, match=r"case score 'cls' is missing for cases \['n3'\]"):
+        evaluate_lesion_results(stored, {"cls": {c: v for c, v in cls.items() if c != "n3"}})
 
 
 def test_per_fold_scopes_and_bootstrap_are_reproducible():

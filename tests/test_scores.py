@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from panorama_pdac.scores import case_scores_table, fuse, score_dicts
+from panorama_pdac.scores import case_scores_table, fuse, score_dicts, with_fused
 
 
 def test_fusion_rules_elementwise():
@@ -26,8 +26,10 @@ def test_fusion_errors():
 
 
 def test_table_keeps_all_three_scores_sorted_by_case():
-    table = case_scores_table({"b": 0.8, "a": 0.2}, {"a": 0.4, "b": 0.0}, folds={"a": 0, "b": 3}, rule="max")
-    assert list(table.columns) == ["case_id", "fold", "cls_prob", "det_max", "fused"]
+    table = case_scores_table({"b": 0.8, "a": 0.2}, {"a": 0.4, "b": 0.0}, folds={"a": 0, "b": 3})
+    assert list(table.columns) == ["case_id", "fold", "cls_prob", "det_max"]
+    table = with_fused(table.assign(detection_map=["a.nii.gz", "b.nii.gz"]), "max")
+    assert list(table.columns) == ["case_id", "fold", "cls_prob", "det_max", "fused", "detection_map"]
     assert table["case_id"].tolist() == ["a", "b"]
     assert table["fold"].tolist() == [0, 3]
     assert table["fused"].tolist() == pytest.approx([0.4, 0.8])
@@ -38,7 +40,13 @@ def test_table_keeps_all_three_scores_sorted_by_case():
 def test_table_without_folds_has_empty_fold():
     table = case_scores_table({"a": 0.2}, {"a": 0.4})
     assert table["fold"].isna().all()
+
+
+def test_another_fusion_rule_replaces_the_fused_column():
+    table = with_fused(case_scores_table({"a": 0.2}, {"a": 0.4}), "mean")
     assert table["fused"].tolist() == pytest.approx([0.3])
+    refused = with_fused(table, "cls")
+    assert list(refused.columns) == list(table.columns) and refused["fused"].tolist() == [0.2]
 
 
 def test_table_errors_name_the_cases():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pandas as pd
@@ -115,3 +116,32 @@ def test_rerunning_one_fold_schedules_only_that_fold(run, tmp_path):
     assert (run / target).stat().st_mtime_ns == shared
 
 
+
+
+def test_another_fusion_rule_reruns_the_metrics_without_reading_a_detection_map(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, symlinks=True)
+    fusion = tmp_path / "fusion.yaml"
+    fusion.write_text("evaluation: {fusion: max}\n")
+    rerun = job_counts(snakemake(copy, "--dry-run", "all", overlays=(fusion,)).stdout)
+    assert rerun["evaluate_cv"] == 2
+    assert not {"postprocess_cv", "match_lesions_cv", "predict_stage2_cv"} & set(rerun)
+    # Every map unreadable, its time kept: a metrics job that read one would fail.
+    maps = sorted((copy / "results/evaluation").glob("*/detection_maps/*.nii.gz"))
+    assert len(maps) == 2 * len(pd.read_csv(run / "results/dataset/cases.tsv", sep="\t"))
+    for path in maps:
+        times = path.stat()
+        path.write_bytes(b"not an image")
+        os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+    variants = ("ce", "tversky")
+    snakemake(copy, "--cores", "2", "results/evaluation/comparison.tsv",
+              *[f"results/evaluation/{v}/metrics.json" for v in variants], overlays=(fusion,))
+    for variant in variants:
+        scores = pd.read_csv(copy / f"results/evaluation/{variant}/case_scores.tsv", sep="\t", dtype={"case_id": str})
+        assert scores["fused"].tolist() == scores[["cls_prob", "det_max"]].max(axis=1).tolist()
+        metrics = json.loads((copy / f"results/evaluation/{variant}/metrics.json").read_text())
+        [pooled] = [r for r in metrics["results"]
+                    if r["scope"] == "all" and r["score"] == "fused" and r["iou"] == metrics["iou_thresholds"][0]]
+        truth = {c["case_id"]: c["pdac"] for c in metrics["cases"]}
+        expected = roc_auc_score([truth[c] for c in scores.case_id], scores["fused"])
+        assert pooled["metrics"]["auroc"]["value"] == pytest.approx(expected, abs=1e-9)

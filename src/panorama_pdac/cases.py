@@ -24,7 +24,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,7 @@ import SimpleITK as sitk
 from .clinical import read_clinical
 from .errors import ConfigError, DataError, PanoramaError
 from .identity import file_digest, git_state, sha256_json
-from .io import read_image_header, read_tsv, write_json, write_tsv
+from .io import read_image_header, read_slabs, read_tsv, write_json, write_tsv
 from .labels import LESION, MAX_LABEL, invalid_values
 from .layout import (
     EXPECTED,
@@ -46,7 +46,6 @@ from .layout import (
     label_folders,
 )
 
-SLAB_VOXELS = 8 * 1024**2  # voxels read at once: 64 MiB of float64, the widest label type seen
 # Far below any real mismatch (smallest voxel 0.37 mm; oblique directions are 0.01 off identity),
 # far above the float32 rounding of NIfTI headers written by different tools.
 GEOMETRY_TOLERANCE = {"size": 0, "spacing": 1e-4, "origin": 1e-3, "direction": 1e-4}  # mm, mm, unitless
@@ -169,24 +168,6 @@ def _not_in_sheet(pairs: list[_Pair], sheet: pd.DataFrame, clinical_path) -> lis
             for p in pairs if p.case_id not in sheet.index]
 
 
-def _slabs(reader: sitk.ImageFileReader, case_id: str) -> Iterator[np.ndarray]:
-    """The volume as (z, y, x) arrays of at most SLAB_VOXELS voxels each, and always at least two: ITK
-    reads a whole-volume region through a path that zero-fills a truncated or corrupt .nii.gz without a
-    word, while a sub-region read fails on it."""
-    nx, ny, nz = reader.GetSize()
-    step = max(1, min(SLAB_VOXELS // (nx * ny), (nz + 1) // 2))
-    for z0 in range(0, nz, step):
-        n = min(step, nz - z0)
-        reader.SetExtractIndex((0, 0, z0))
-        reader.SetExtractSize((nx, ny, n))
-        try:
-            slab = reader.Execute()
-        except RuntimeError as e:
-            raise DataError(reader.GetFileName(), f"truncated or corrupt voxel data (slices {z0}-{z0 + n - 1} "
-                                                  f"of {nz} unreadable)", case_id) from e
-        yield sitk.GetArrayViewFromImage(slab)  # valid while `slab` lives, i.e. until the next step
-
-
 def _label_content(reader: sitk.ImageFileReader, case_id: str) -> bool:
     """Whether the label has a lesion voxel; DataError if any value is outside 0-6 or not integral
     (labels are float64 or uint16 as often as uint8)."""
@@ -194,7 +175,7 @@ def _label_content(reader: sitk.ImageFileReader, case_id: str) -> bool:
         raise DataError(reader.GetFileName(), f"{reader.GetNumberOfComponents()} values per voxel, expected a "
                                               "scalar label map", case_id)
     lesion, bad_values = False, set()
-    for slab in _slabs(reader, case_id):
+    for slab in read_slabs(reader, case_id):
         bad_values.update(invalid_values(slab)[:_SHOWN].tolist())
         lesion = lesion or bool((slab == LESION).any())
     if bad_values:
@@ -240,7 +221,7 @@ def _check_pair(pair: _Pair, sheet: pd.DataFrame) -> tuple[dict | None, list[Pro
     lesion = None
     try:
         if "image" in readers:
-            for _ in _slabs(readers["image"], case_id):  # reading every slab is the integrity check
+            for _ in read_slabs(readers["image"], case_id):  # reading every slab is the integrity check
                 pass
     except DataError as e:
         note(e)

@@ -115,10 +115,11 @@ def _detect_case(job: CaseJob) -> dict:
 
 
 def build_detection_maps(cv: pd.DataFrame, cases: pd.DataFrame, rois: pd.DataFrame, out_dir: str | os.PathLike,
-                         settings: dict, threads: int = 1, fusion: str = "mean") -> pd.DataFrame:
-    """A full-size detection map per case (`out_dir/{case}.nii.gz`) and the case scores table:
-    classification probability, detection-map maximum and their fusion. `rois`: stage 1's ROI table (the
-    pancreas mask each ROI was boxed around masks the map); `settings`: evaluation.postprocess."""
+                         settings: dict, threads: int = 1) -> pd.DataFrame:
+    """A full-size detection map per case (`out_dir/{case}.nii.gz`) and the table of the two case scores,
+    classification probability and detection-map maximum, with each case's map and ROI; their fusion is
+    the evaluation's (`scores.with_fused`). `rois`: stage 1's ROI table (the pancreas mask each ROI was
+    boxed around masks the map); `settings`: evaluation.postprocess."""
     out_dir = Path(out_dir)
     images = cases.set_index("case_id")["image"]
     stage1 = rois.set_index("case_id")
@@ -129,7 +130,7 @@ def build_detection_maps(cv: pd.DataFrame, cases: pd.DataFrame, rois: pd.DataFra
     done = run_per_case(jobs, _detect_case, out_dir / "manifest.tsv", threads=threads,
                         label="detection maps").set_index("case_id")
     cv = cv.set_index("case_id")
-    table = case_scores_table(cv["cls_prob"].to_dict(), done["det_max"].to_dict(), cv["fold"].to_dict(), fusion)
+    table = case_scores_table(cv["cls_prob"].to_dict(), done["det_max"].to_dict(), cv["fold"].to_dict())
     table["detection_map"] = [str(out_dir / f"{c}.nii.gz") for c in table.case_id]
     table["roi"] = [stage1.at[c, "roi"] for c in table.case_id]
     return table

@@ -11,12 +11,18 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
 from .errors import DataError
+from .labels import MAX_LABEL, invalid_values
+
+# Voxels read at once: 256 MiB of float64, the widest label type seen. Small slabs of a .nii.gz cost time
+# (a 1024x1024x600 float64 label: 31 s in 75 slabs, 15 s in 19, 32 s whole, one machine, one run).
+SLAB_VOXELS = 32 * 1024**2
 
 
 @contextlib.contextmanager
@@ -98,3 +104,63 @@ def read_image_header(path: str | os.PathLike, case_id: str | None = None) -> si
     except RuntimeError as e:
         raise DataError(path, "unreadable or corrupt image header", case_id) from e
     return reader
+
+
+def read_slabs(reader: sitk.ImageFileReader, case_id: str | None = None) -> Iterator[np.ndarray]:
+    """The volume as (z, y, x) arrays of at most SLAB_VOXELS voxels each, and always at least two: ITK
+    reads a whole-volume region through a path that zero-fills a truncated or corrupt .nii.gz without a
+    word, while a sub-region read fails on it."""
+    nx, ny, nz = reader.GetSize()
+    step = max(1, min(SLAB_VOXELS // (nx * ny), (nz + 1) // 2))
+    for z0 in range(0, nz, step):
+        n = min(step, nz - z0)
+        reader.SetExtractIndex((0, 0, z0))
+        reader.SetExtractSize((nx, ny, n))
+        try:
+            slab = reader.Execute()
+        except RuntimeError as e:
+            raise DataError(reader.GetFileName(), f"truncated or corrupt voxel data (slices {z0}-{z0 + n - 1} "
+                                                  f"of {nz} unreadable)", case_id) from e
+        yield sitk.GetArrayViewFromImage(slab)  # valid while `slab` lives, i.e. until the next step
+
+
+def read_label(path: str | os.PathLike, case_id: str | None = None) -> sitk.Image:
+    """A label map as uint8 with its geometry, read a slab at a time, each value checked to be a whole number
+    in 0-6 before the cast (which would turn 2.5 or 300 silently into valid-looking labels). Label files are
+    float64 or uint16 as often as uint8: a 1024x1024x600 float64 map is 5 GB whole, 0.6 GB as uint8."""
+    reader = read_image_header(path, case_id)
+    if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
+        raise DataError(path, "expected a 3-D scalar label map", case_id)
+    labels = np.empty(reader.GetSize()[::-1], dtype=np.uint8)
+    z = 0
+    for slab in read_slabs(reader, case_id):
+        bad = invalid_values(slab)
+        if bad.size:
+            raise DataError(path, f"label values must be integers in 0-{MAX_LABEL}; found {bad[:5].tolist()}",
+                            case_id)
+        labels[z: z + len(slab)] = slab
+        z += len(slab)
+    image = sitk.GetImageFromArray(labels)
+    image.SetSpacing(reader.GetSpacing())
+    image.SetOrigin(reader.GetOrigin())
+    image.SetDirection(reader.GetDirection())
+    return image
+
+
+def read_region(source: str | os.PathLike | sitk.ImageFileReader, start_xyz: Sequence[int], size_xyz: Sequence[int],
+                case_id: str | None = None) -> sitk.Image:
+    """Only the voxels of the box `start_xyz` + `size_xyz` of a file (its path or header reader), with their
+    physical placement: a crop without the whole volume in memory, the same image as `geometry.crop_to_roi`
+    of the whole one."""
+    reader = source if isinstance(source, sitk.ImageFileReader) else read_image_header(source, case_id)
+    path = reader.GetFileName()
+    stop = [a + n for a, n in zip(start_xyz, size_xyz)]
+    if min(start_xyz) < 0 or any(e > n for e, n in zip(stop, reader.GetSize())):
+        raise DataError(path, f"box {tuple(start_xyz)}+{tuple(size_xyz)} does not fit the image's size "
+                              f"{reader.GetSize()}", case_id)
+    reader.SetExtractIndex([int(v) for v in start_xyz])
+    reader.SetExtractSize([int(v) for v in size_xyz])
+    try:
+        return reader.Execute()
+    except RuntimeError as e:
+        raise DataError(path, "truncated or corrupt voxel data", case_id) from e

@@ -6,10 +6,11 @@ depend only on them. AUROC is patient level: picai_eval's case prediction (the m
 replaced by each case score (classification head, detection, fused), so fusion moves AUROC, never AP.
 
 A set with one class has no AUROC; the result then says "undefined" and why, never NaN. Everything
-returned is plain JSON (floats, strings, lists, None). Each case keeps its lesion results, picai_eval's
-[is_lesion, confidence, overlap] per candidate and missed lesion, per IoU threshold: with the case scores
-they are all a later job needs to recompute AUROC and AP on any resample of the cases (the paired comparison
-of variants) without reading the detection maps again.
+returned is plain JSON (floats, strings, lists, None). The maps are read once, by `case_lesion_results`:
+each case's lesion results, picai_eval's [is_lesion, confidence, overlap] per candidate and missed lesion,
+per IoU threshold. With the case scores they are all `evaluate_lesion_results` needs, so the metrics of
+another fusion rule, and AUROC and AP on any resample of the cases (the paired comparison of variants),
+never read a detection map again.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from picai_eval import Metrics
 from picai_eval.eval import evaluate_case
 
 from .errors import DataError
-from .io import read_image
+from .io import read_image, read_label
 from .labels import LESION
 from .localisation_qa import dice
 from .published import TABLE4
@@ -56,11 +57,11 @@ def lesion_dice(pred: np.ndarray, label: np.ndarray) -> float | None:
     return dice(pred != 0, truth) if truth.any() else None
 
 
-def _load(item: ArrayOrPath, case_id: str) -> tuple[np.ndarray, sitk.Image | None]:
+def _load(item: ArrayOrPath, case_id: str, read) -> tuple[np.ndarray, sitk.Image | None]:
     if isinstance(item, np.ndarray):
         return item, None
-    image = read_image(item, case_id)
-    return sitk.GetArrayFromImage(image), image
+    image = read(item, case_id)
+    return sitk.GetArrayViewFromImage(image), image
 
 
 def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
@@ -70,11 +71,23 @@ def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
             and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4))
 
 
+def _content_box(det: np.ndarray, label: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box holding every candidate and every lesion voxel (one voxel if there is none).
+    picai_eval's matching is the same inside it, and works on int32 and float32 copies of what it is given,
+    2.5 GB each for a full-size 1024x1024x600 case."""
+    content = (det != 0) | (label == LESION)
+    box = []
+    for axis in range(content.ndim):
+        hits = np.flatnonzero(content.any(axis=tuple(a for a in range(content.ndim) if a != axis)))
+        box.append(slice(hits[0], hits[-1] + 1) if hits.size else slice(0, 1))
+    return tuple(box)
+
+
 def _evaluate_one(case_id: str, det_item: ArrayOrPath, label_item: ArrayOrPath,
                   iou_thresholds: Sequence[float]) -> dict:
     """Lesion results per IoU threshold, the map's maximum and the lesion Dice of one case."""
-    det, det_image = _load(det_item, case_id)
-    label, label_image = _load(label_item, case_id)
+    det, det_image = _load(det_item, case_id, read_image)
+    label, label_image = _load(label_item, case_id, read_label)
     where = det_item if det_image is not None else "detection map (array)"
     if det.shape != label.shape:
         raise DataError(where, f"detection map shape (z, y, x) {det.shape} differs from the label's {label.shape}",
@@ -84,16 +97,19 @@ def _evaluate_one(case_id: str, det_item: ArrayOrPath, label_item: ArrayOrPath,
                         case_id)
     if not np.isfinite(det).all() or det.min() < 0:
         raise DataError(where, "not a valid detection map: negative, NaN or infinite values", case_id)
+    box = _content_box(det, label)
+    det, label = det[box], label[box]
     lesion_results, det_max = {}, 0.0
     for iou in iou_thresholds:
         try:
-            lesion_results[iou], det_max, *_ = evaluate_case(
+            y_list, det_max, *_ = evaluate_case(
                 det, label, min_overlap=iou, overlap_func="IoU", y_true_postprocess_func=lesion_mask)
         except ValueError as e:  # picai_eval's check that each blob holds one value
             raise DataError(where, "not a valid detection map: a connected blob holds more than one value "
                             "(a probability map?)", case_id) from e
-    return {"lesion_results": lesion_results, "det_max": float(det_max), "pdac": bool((label == LESION).any()),
-            "lesion_dice": lesion_dice(det, label)}
+        lesion_results[iou_key(iou)] = _plain_lesion_results(y_list)
+    return {"pdac": bool((label == LESION).any()), "det_max": float(det_max), "lesion_dice": lesion_dice(det, label),
+            "lesion_results": lesion_results}
 
 
 def _plain_lesion_results(y_list: Sequence[tuple]) -> list[list]:
@@ -133,7 +149,7 @@ def stratified_resamples(targets: dict[str, int], n_bootstrap: int, seed: int) -
 def _scope_results(cases: list[str], per_case: dict[str, dict], scores: Mapping[str, Mapping[str, float]],
                    iou_thresholds: Sequence[float], n_bootstrap: int, seed: int) -> tuple[list[dict], dict]:
     """Metric rows (score x IoU) for one set of cases, and its curves."""
-    by_iou = {iou: Metrics(lesion_results={c: per_case[c]["lesion_results"][iou] for c in cases})
+    by_iou = {iou: Metrics(lesion_results={c: per_case[c]["lesion_results"][iou_key(iou)] for c in cases})
               for iou in iou_thresholds}
     targets = next(iter(by_iou.values())).case_target
     n_pdac = int(sum(targets.values()))
@@ -184,33 +200,44 @@ def _scope_results(cases: list[str], per_case: dict[str, dict], scores: Mapping[
     return rows, curves
 
 
-def evaluate_cases(
+def case_lesion_results(
     det_maps: Mapping[str, ArrayOrPath],
     labels: Mapping[str, ArrayOrPath],
-    case_scores: Mapping[str, Mapping[str, float]] | None = None,
     iou_thresholds: Sequence[float] = (0.10, 0.15),
+    threads: int = 1,
+) -> dict:
+    """What the metrics need of the detection maps and label maps (arrays or image paths), read once:
+    {'iou_thresholds': [...], 'cases': {case: {pdac, det_max, lesion_dice, lesion_results: {iou: [...]}}}}."""
+    cases = sorted(labels)
+    if set(det_maps) != set(cases):
+        raise ValueError(f"detection maps and labels disagree on the cases: no detection map for "
+                         f"{sorted(set(cases) - set(det_maps))}, no label for {sorted(set(det_maps) - set(cases))}")
+    iou_thresholds = tuple(float(t) for t in iou_thresholds)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        per_case = dict(zip(cases, pool.map(
+            lambda c: _evaluate_one(c, det_maps[c], labels[c], iou_thresholds), cases)))
+    return {"iou_thresholds": list(iou_thresholds), "cases": per_case}
+
+
+def evaluate_lesion_results(
+    lesions: dict,
+    case_scores: Mapping[str, Mapping[str, float]] | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
     folds: Mapping[str, int] | None = None,
     variant: str = "",
-    threads: int = 1,
 ) -> dict:
-    """Evaluate detection maps against PANORAMA label maps (arrays or image paths), per case score.
+    """The metrics of `case_lesion_results`'s cases, per case score, without reading any map.
 
     `case_scores` maps a score name ('cls', 'det', 'fused') to {case: score}; without it the only score
     is picai_eval's own, the detection map's maximum ('det'). Metrics are given for all cases pooled
     (scope 'all') and, with `folds`, per fold ('fold_k'); curves for the pooled set.
     """
-    cases = sorted(labels)
-    if set(det_maps) != set(cases):
-        raise ValueError(f"detection maps and labels disagree on the cases: no detection map for "
-                         f"{sorted(set(cases) - set(det_maps))}, no label for {sorted(set(det_maps) - set(cases))}")
+    per_case = lesions["cases"]
+    cases = sorted(per_case)
+    iou_thresholds = tuple(float(t) for t in lesions["iou_thresholds"])
     if folds is not None and set(cases) - set(folds):
         raise ValueError(f"no fold for cases {sorted(set(cases) - set(folds))}")
-    iou_thresholds = tuple(float(t) for t in iou_thresholds)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        per_case = dict(zip(cases, pool.map(
-            lambda c: _evaluate_one(c, det_maps[c], labels[c], iou_thresholds), cases)))
     if case_scores is None:
         case_scores = {"det": {c: per_case[c]["det_max"] for c in cases}}
     for name, score in case_scores.items():
@@ -241,12 +268,28 @@ def evaluate_cases(
         "cases": [{"case_id": c, "fold": None if folds is None else int(folds[c]),
                    "pdac": per_case[c]["pdac"],
                    "det_max": per_case[c]["det_max"], "lesion_dice": per_case[c]["lesion_dice"],
-                   "lesion_results": {iou_key(iou): _plain_lesion_results(per_case[c]["lesion_results"][iou])
-                                      for iou in iou_thresholds},
+                   "lesion_results": per_case[c]["lesion_results"],
                    **{f"score_{name}": float(score[c]) for name, score in case_scores.items()}}
                   for c in cases],
         "curves": curves,
     }
+
+
+def evaluate_cases(
+    det_maps: Mapping[str, ArrayOrPath],
+    labels: Mapping[str, ArrayOrPath],
+    case_scores: Mapping[str, Mapping[str, float]] | None = None,
+    iou_thresholds: Sequence[float] = (0.10, 0.15),
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    folds: Mapping[str, int] | None = None,
+    variant: str = "",
+    threads: int = 1,
+) -> dict:
+    """Evaluate detection maps against PANORAMA label maps in one call: `case_lesion_results` then
+    `evaluate_lesion_results`."""
+    return evaluate_lesion_results(case_lesion_results(det_maps, labels, iou_thresholds, threads), case_scores,
+                                   n_bootstrap, seed, folds, variant)
 
 
 def stored_metrics(result: dict, iou: float, score: str | None = None) -> Metrics:

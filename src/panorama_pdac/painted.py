@@ -5,9 +5,8 @@ The CT images are not public outside the challenge, the labels are. Painting eac
 and oblique directions), real organ shapes and real lesions, so the pipeline can be exercised at full
 scale without the images. Output images go where a user's image batch would: `<case>_0000.nii.gz`.
 
-Memory per case (and per thread): reading a float64 label map peaks at about 16 bytes a voxel (ITK reads
-into a buffer and copies it), 11 GB for the largest real map (1024x1024x663); the label is cast to uint8
-before painting, which then needs about 9 bytes a voxel.
+Memory per case (and per thread): the label is read a slab at a time into uint8 (`io.read_label`), and
+painting then needs about 9 bytes a voxel.
 """
 
 from __future__ import annotations
@@ -23,12 +22,9 @@ import SimpleITK as sitk
 
 from .ct_painting import paint_ct
 from .errors import DataError, PanoramaError
-from .io import read_image, write_image
-from .labels import MAX_LABEL, invalid_values
+from .io import read_label, write_image
 from .layout import LABEL_FOLDERS
 from .per_case import CaseJob, run_per_case
-
-_SLAB = 32  # slices checked at a time: a float64 1024x1024x663 map is 5.5 GB; its check needs no copies
 
 
 def label_files(labels_dir: str | Path, cases: Iterable[str] | None = None) -> dict[str, Path]:
@@ -53,25 +49,9 @@ def label_files(labels_dir: str | Path, cases: Iterable[str] | None = None) -> d
     return {c: found[c] for c in wanted}
 
 
-def checked_labels(label: sitk.Image, path: str | Path, case_id: str | None = None) -> sitk.Image:
-    """The label map as uint8 with the same geometry, after checking every value is an integer in 0-6.
-
-    Real label files are float64 or uint16, so the values are checked before the cast, which would
-    otherwise turn 2.5 or 300 silently into valid-looking labels.
-    """
-    values = sitk.GetArrayViewFromImage(label)
-    for z in range(0, values.shape[0], _SLAB):
-        bad = invalid_values(values[z: z + _SLAB])
-        if bad.size:
-            raise DataError(path, f"label values must be integers in 0-{MAX_LABEL}; found {bad[:5].tolist()} "
-                            f"(pixel type {label.GetPixelIDTypeAsString()})", case_id)
-    return sitk.Cast(label, sitk.sitkUInt8)
-
-
 def paint_case(label_path: str | Path, image_path: str | Path, case_id: str, seed: int = 0) -> None:
     """Paint one label file into a CT image with the label's exact geometry."""
-    # Only the uint8 copy is kept: a float64 label map is 8 bytes a voxel.
-    label = checked_labels(read_image(label_path, case_id), label_path, case_id)
+    label = read_label(label_path, case_id)
     # crc32, not hash(): Python salts string hashes per process.
     rng = np.random.default_rng([seed, zlib.crc32(case_id.encode())])
     image = sitk.GetImageFromArray(paint_ct(sitk.GetArrayViewFromImage(label), label.GetSpacing(), rng))

@@ -36,9 +36,8 @@ def case_scores_table(
     cls_prob: Mapping[str, float],
     det_max: Mapping[str, float],
     folds: Mapping[str, int] | None = None,
-    rule: str = "mean",
 ) -> pd.DataFrame:
-    """One row per case (sorted): case_id, fold, cls_prob, det_max, fused.
+    """One row per case (sorted): case_id, fold, cls_prob, det_max; `with_fused` adds the fusion.
 
     Both scores must cover the same cases and be probabilities; `fold` is empty without `folds`
     (test-set predictions of the fold ensemble).
@@ -61,7 +60,15 @@ def case_scores_table(
         bad = table.loc[~table[column].between(0, 1), "case_id"].tolist()
         if bad:
             raise ValueError(f"{column} outside [0, 1] for cases {bad}")
-    table["fused"] = fuse(table["cls_prob"].to_numpy(), table["det_max"].to_numpy(), rule)
+    return table
+
+
+def with_fused(table: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """The case table with its `fused` column by `rule`, placed after the two scores it fuses. Kept apart
+    from the table itself so that another rule needs only the table, never the detection maps again."""
+    fused = fuse(table["cls_prob"].to_numpy(), table["det_max"].to_numpy(), rule)
+    table = table.drop(columns="fused", errors="ignore")
+    table.insert(table.columns.get_loc("det_max") + 1, "fused", fused)
     return table
 
 

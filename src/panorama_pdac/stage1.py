@@ -11,8 +11,15 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from .geometry import Roi, main_components, pancreas_mask, resample_to_spacing, roi_from_mask
-from .io import read_image, write_image, write_json
+from .geometry import (
+    Roi,
+    main_components,
+    pancreas_mask,
+    resample_image_in_slabs,
+    resample_to_spacing,
+    roi_from_mask,
+)
+from .io import read_image, read_image_header, read_label, write_image, write_json
 from .localisation_qa import case_qa_row
 from .nnunet.datasets import FILE_ENDING, finish_raw_dataset, image_file, label_file, raw_dataset_dir
 from .per_case import CaseJob, run_per_case
@@ -22,18 +29,16 @@ DATASET_NAME = f"Dataset{DATASET_ID}_PanoramaStage1"
 ROIS_COLUMNS = ["case_id", "roi_fallback", "roi", "pancreas"]  # rois.tsv: what stage 1 hands downstream
 
 
-def low_resolution_image(image: sitk.Image, spacing_xyz) -> sitk.Image:
-    """What the stage-1 network sees, in training and in prediction: the CT resampled to `spacing_xyz`
-    (B-spline, padded with air) and stored as int16 HU."""
-    return sitk.Cast(resample_to_spacing(image, spacing_xyz, is_label=False), sitk.sitkInt16)
+def low_resolution_image(image: sitk.Image | sitk.ImageFileReader, spacing_xyz) -> sitk.Image:
+    """What the stage-1 network sees, in training and in prediction: the CT (in memory, or its file's header,
+    read a slab at a time) resampled to `spacing_xyz` (B-spline, padded with air) and stored as int16 HU."""
+    return sitk.Cast(resample_image_in_slabs(image, spacing_xyz), sitk.sitkInt16)
 
 
 def _convert_case(job: CaseJob) -> dict:
-    image = read_image(job.inputs["image"], job.case_id)
-    label = read_image(job.inputs["label"], job.case_id)
     spacing = job.args["spacing_xyz"]
-    low_image = low_resolution_image(image, spacing)
-    target = pancreas_mask(label, job.args["pancreas_labels"])
+    low_image = low_resolution_image(read_image_header(job.inputs["image"], job.case_id), spacing)
+    target = pancreas_mask(read_label(job.inputs["label"], job.case_id), job.args["pancreas_labels"])
     low_target = resample_to_spacing(target, spacing, is_label=True)
     write_image(low_image, job.outputs["image"])
     write_image(sitk.Cast(low_target, sitk.sitkUInt8), job.outputs["label"])
@@ -98,7 +103,7 @@ def _localise_case(job: CaseJob) -> dict:
     write_json(localisation.roi.to_json(), job.outputs["roi"])
     write_image(localisation.pancreas, job.outputs["pancreas"])
     row = case_qa_row(job.case_id, read_image(job.inputs["truth"], job.case_id), prediction,
-                      read_image(job.inputs["label"], job.case_id), localisation.roi)
+                      read_label(job.inputs["label"], job.case_id), localisation.roi)
     return {k: v for k, v in row.items() if k != "case_id"}
 
 

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 
 from . import labels
 from .geometry import Roi, crop_to_roi, pancreas_mask, roi_from_mask
-from .io import read_image, read_json, write_image, write_json
+from .io import read_json, read_label, read_region, write_image, write_json
 from .nnunet.datasets import FILE_ENDING, finish_raw_dataset, image_file, label_file, raw_dataset_dir
 from .per_case import CaseJob, run_per_case
 
@@ -26,11 +26,11 @@ def training_roi(label: sitk.Image, job: CaseJob) -> Roi:
 
 
 def _crop_case(job: CaseJob) -> dict:
-    image = read_image(job.inputs["image"], job.case_id)
-    label = read_image(job.inputs["label"], job.case_id)
+    label = read_label(job.inputs["label"], job.case_id)
     roi = training_roi(label, job)
-    write_image(crop_to_roi(image, roi), job.outputs["image"])
-    write_image(sitk.Cast(crop_to_roi(label, roi), sitk.sitkUInt8), job.outputs["label"])
+    write_image(read_region(job.inputs["image"], roi.index_start_xyz, roi.index_size_xyz, job.case_id),
+                job.outputs["image"])
+    write_image(crop_to_roi(label, roi), job.outputs["label"])
     write_json(roi.to_json(), job.outputs["roi"])
     return {"crop_size": "x".join(map(str, roi.index_size_xyz)), "roi_fallback": roi.fallback}
 
@@ -60,7 +60,7 @@ def build_stage2_dataset(cases: pd.DataFrame, nnunet_root, source: str, margin_m
 def crop_for_inference(image_path: str, roi_json: str, case_id: str) -> tuple[sitk.Image, Roi]:
     """The full-resolution image cut to a (stage-1) ROI: what stage 2 sees at inference."""
     roi = Roi.from_json(read_json(roi_json))
-    return crop_to_roi(read_image(image_path, case_id), roi), roi
+    return read_region(image_path, roi.index_start_xyz, roi.index_size_xyz, case_id), roi
 
 
 def predict_crop(predictor, crop: sitk.Image) -> tuple[sitk.Image, float]:

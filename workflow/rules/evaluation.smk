@@ -7,7 +7,7 @@ rule postprocess_cv:
         rois="results/stage1/rois.tsv",
         cases="results/dataset/cases.tsv",
     output:
-        scores="results/evaluation/{variant}/case_scores.tsv",
+        detections="results/evaluation/{variant}/detections.tsv",
     log:
         "results/logs/evaluation/postprocess_cv_{variant}.log",
     benchmark:
@@ -19,16 +19,39 @@ rule postprocess_cv:
         **job_resources("light"),
     params:
         settings=EV["postprocess"],
-        fusion=EV["fusion"],
     script:
         "../scripts/postprocess_cv.py"
 
 
-rule evaluate_cv:
+# The only step that reads the full-size detection and label maps for the metrics: its per-case lesion
+# results serve every fusion rule and bootstrap, so changing evaluation.fusion reruns evaluate_cv alone.
+rule match_lesions_cv:
     input:
-        scores="results/evaluation/{variant}/case_scores.tsv",
+        detections="results/evaluation/{variant}/detections.tsv",
         cases="results/dataset/cases.tsv",
     output:
+        lesions="results/evaluation/{variant}/lesion_results.json",
+    log:
+        "results/logs/evaluation/match_lesions_cv_{variant}.log",
+    benchmark:
+        "results/benchmarks/evaluation/match_lesions_cv_{variant}.tsv"
+    conda:
+        "../../envs/evaluation.yaml"
+    threads: config["threads"]["per_case"]
+    resources:
+        **job_resources("light"),
+    params:
+        iou_thresholds=EV["iou_thresholds"],
+    script:
+        "../scripts/match_lesions_cv.py"
+
+
+rule evaluate_cv:
+    input:
+        detections="results/evaluation/{variant}/detections.tsv",
+        lesions="results/evaluation/{variant}/lesion_results.json",
+    output:
+        scores="results/evaluation/{variant}/case_scores.tsv",
         metrics="results/evaluation/{variant}/metrics.json",
         table="results/evaluation/{variant}/metrics.tsv",
     log:
@@ -37,11 +60,10 @@ rule evaluate_cv:
         "results/benchmarks/evaluation/evaluate_cv_{variant}.tsv"
     conda:
         "../../envs/evaluation.yaml"
-    threads: config["threads"]["per_case"]
     resources:
         **job_resources("light"),
     params:
-        iou_thresholds=EV["iou_thresholds"],
+        fusion=EV["fusion"],
         n_bootstrap=EV["n_bootstrap"],
         seed=EV["seed"],
     script:

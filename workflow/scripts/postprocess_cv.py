@@ -12,9 +12,9 @@ def main(smk):
     cv = pd.concat([read_tsv(f, dtype={"case_id": str}) for f in smk.input.cv], ignore_index=True)
     cases = read_case_table(smk.input.cases)
     rois = read_tsv(smk.input.rois, dtype={"case_id": str})
-    scores = build_detection_maps(cv, cases, rois, Path(smk.output.scores).parent / "detection_maps",
-                                  smk.params.settings, threads=smk.threads, fusion=smk.params.fusion)
-    write_tsv(scores, smk.output.scores)
+    detections = build_detection_maps(cv, cases, rois, Path(smk.output.detections).parent / "detection_maps",
+                                      smk.params.settings, threads=smk.threads)
+    write_tsv(detections, smk.output.detections)
 
 
 if __name__ == "__main__":
