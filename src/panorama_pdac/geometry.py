@@ -105,7 +105,8 @@ def pancreas_mask(label: sitk.Image | np.ndarray, values: Iterable[int] = PANCRE
     """Binary (uint8) pancreas mask from a label map; an image stays an image with the same geometry."""
     values = list(values)
     if isinstance(label, sitk.Image):
-        mask = sitk.GetImageFromArray(np.isin(sitk.GetArrayViewFromImage(label), values).astype(np.uint8))
+        # A uint8 view of the boolean mask, not a copy: full-resolution labels have up to 1.6 G voxels.
+        mask = sitk.GetImageFromArray(np.isin(sitk.GetArrayViewFromImage(label), values).view(np.uint8))
         mask.CopyInformation(label)
         return mask
     return np.isin(label, values).astype(np.uint8)
