@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from .io import read_region
+from .io import check_box_fits, read_region
 from .labels import PANCREAS
 
 AIR_HU = -1024.0
@@ -68,9 +68,14 @@ def resample_image_in_slabs(source: sitk.Image | sitk.ImageFileReader, spacing_x
     """
     grid = _grid_at_spacing(source, spacing_xyz)
     nx, ny, nz = source.GetSize()
+
+    def slices(z0: int, z1: int) -> sitk.Image:
+        if isinstance(source, sitk.Image):
+            return source if (z0, z1) == (0, nz) else sitk.RegionOfInterest(source, (nx, ny, z1 - z0), (0, 0, z0))
+        return read_region(source, (0, 0, z0), (nx, ny, z1 - z0))
+
     if nx * ny * nz <= _SLAB_INPUT_VOXELS:
-        whole = source if isinstance(source, sitk.Image) else read_region(source, (0, 0, 0), (nx, ny, nz))
-        return resample_to_spacing(whole, spacing_xyz, is_label=False)
+        return resample_to_spacing(slices(0, nz), spacing_xyz, is_label=False)
     ratio = grid.GetSpacing()[2] / source.GetSpacing()[2]  # same origin and direction: index k -> k * ratio
     per_slab = max(1, int((_SLAB_INPUT_VOXELS // (nx * ny) - 2 * _BSPLINE_MARGIN) // ratio))
     slabs = []
@@ -78,10 +83,7 @@ def resample_image_in_slabs(source: sitk.Image | sitk.ImageFileReader, spacing_x
         k1 = min(grid.GetSize()[2], k0 + per_slab)
         z0 = max(0, int(np.floor(k0 * ratio)) - _BSPLINE_MARGIN)
         z1 = min(nz, int(np.ceil((k1 - 1) * ratio)) + _BSPLINE_MARGIN + 1)
-        if isinstance(source, sitk.Image):
-            part = sitk.RegionOfInterest(source, (nx, ny, z1 - z0), (0, 0, z0))
-        else:
-            part = read_region(source, (0, 0, z0), (nx, ny, z1 - z0))
+        part = slices(z0, z1)
         slabs.append(sitk.GetArrayFromImage(sitk.Resample(part, grid[:, :, k0:k1], sitk.Transform(),
                                                           sitk.sitkBSpline, AIR_HU, part.GetPixelID())))
     out = sitk.GetImageFromArray(np.concatenate(slabs))
@@ -221,17 +223,9 @@ def roi_from_mask(mask: sitk.Image, reference: sitk.Image, margin_mm_xyz: Sequen
     return _make_roi(reference, start, stop, margin_mm_xyz)
 
 
-def _check_fits(start_xyz: Sequence[int], size_xyz: Sequence[int], image_size_xyz: Sequence[int]) -> None:
-    stop = [a + n for a, n in zip(start_xyz, size_xyz)]
-    if min(start_xyz) < 0 or any(e > n for e, n in zip(stop, image_size_xyz)):
-        raise ValueError(
-            f"box {tuple(start_xyz)}+{tuple(size_xyz)} does not fit an image of size {tuple(image_size_xyz)}"
-        )
-
-
 def crop_to_roi(image: sitk.Image, roi: Roi) -> sitk.Image:
     """The ROI's voxels of `image`, keeping their physical placement (origin moves, direction stays)."""
-    _check_fits(roi.index_start_xyz, roi.index_size_xyz, image.GetSize())
+    check_box_fits(roi.index_start_xyz, roi.index_size_xyz, image.GetSize())
     return sitk.RegionOfInterest(image, roi.index_size_xyz, roi.index_start_xyz)
 
 
@@ -240,7 +234,7 @@ def paste_box(reference: sitk.Image | sitk.ImageFileReader, crop_zyx: np.ndarray
     """Full-size image with `reference`'s exact geometry: the (z, y, x) array `crop_zyx` in the box
     `start_xyz` + `size_xyz`, `fill` elsewhere. No resampling, so a detection map keeps its constant-valued
     blobs. `reference` may be an image or only its header (`io.read_image_header`)."""
-    _check_fits(start_xyz, size_xyz, reference.GetSize())
+    check_box_fits(start_xyz, size_xyz, reference.GetSize())
     expected_shape = tuple(reversed(tuple(size_xyz)))
     if crop_zyx.shape != expected_shape:
         raise ValueError(f"crop shape (z, y, x) {crop_zyx.shape} does not match the box's {expected_shape}")

@@ -147,6 +147,15 @@ def read_label(path: str | os.PathLike, case_id: str | None = None) -> sitk.Imag
     return image
 
 
+def check_box_fits(start_xyz: Sequence[int], size_xyz: Sequence[int], image_size_xyz: Sequence[int]) -> None:
+    """ValueError unless the box `start_xyz` + `size_xyz` lies inside an image of `image_size_xyz` voxels."""
+    stop = [a + n for a, n in zip(start_xyz, size_xyz)]
+    if min(start_xyz) < 0 or any(e > n for e, n in zip(stop, image_size_xyz)):
+        raise ValueError(
+            f"box {tuple(start_xyz)}+{tuple(size_xyz)} does not fit an image of size {tuple(image_size_xyz)}"
+        )
+
+
 def read_region(source: str | os.PathLike | sitk.ImageFileReader, start_xyz: Sequence[int], size_xyz: Sequence[int],
                 case_id: str | None = None) -> sitk.Image:
     """Only the voxels of the box `start_xyz` + `size_xyz` of a file (its path or header reader), with their
@@ -154,10 +163,10 @@ def read_region(source: str | os.PathLike | sitk.ImageFileReader, start_xyz: Seq
     of the whole one."""
     reader = source if isinstance(source, sitk.ImageFileReader) else read_image_header(source, case_id)
     path = reader.GetFileName()
-    stop = [a + n for a, n in zip(start_xyz, size_xyz)]
-    if min(start_xyz) < 0 or any(e > n for e, n in zip(stop, reader.GetSize())):
-        raise DataError(path, f"box {tuple(start_xyz)}+{tuple(size_xyz)} does not fit the image's size "
-                              f"{reader.GetSize()}", case_id)
+    try:
+        check_box_fits(start_xyz, size_xyz, reader.GetSize())
+    except ValueError as e:
+        raise DataError(path, str(e), case_id) from e
     reader.SetExtractIndex([int(v) for v in start_xyz])
     reader.SetExtractSize([int(v) for v in size_xyz])
     try:
