@@ -7,7 +7,9 @@ Run by hand, not by pytest, on the models of a finished workflow run:
 
 Without --input, held-out synthetic scans are generated (a seed the workflow does not use). The settings
 (stage-1 spacing, ROI margin, post-processing, fusion) come from the given config files, as in the workflow.
-Model loading happens once per batch, so its share shrinks with the batch; it is reported apart.
+Model loading happens once per batch, so its share shrinks with the batch; it is reported apart. The seconds of
+nnU-Net's sliding window (both stages, clocked inside them) are printed beside the whole: their ratio is our own
+overhead per case (goal: at most 1.3x).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from snakemake.utils import update_config
 
 from panorama_pdac.nnunet.env import resolve_device
 from panorama_pdac.predict import (
@@ -28,19 +31,17 @@ from panorama_pdac.predict import (
     input_files,
     predict_files,
 )
+from panorama_pdac.settings import predict_settings
 from panorama_pdac.synthetic import generate_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def merged_config(paths: list[Path]) -> dict:
-    """Later files override earlier ones, section by section (as Snakemake merges --configfile)."""
-    def merge(base: dict, update: dict) -> dict:
-        return {**base, **{k: merge(base.get(k, {}), v) if isinstance(v, dict) else v for k, v in update.items()}}
-
+    """Later files override earlier ones, by Snakemake's own rule for --configfile."""
     config: dict = {}
     for path in paths:
-        config = merge(config, yaml.safe_load(path.read_text()) or {})
+        update_config(config, yaml.safe_load(path.read_text()) or {})
     return config
 
 
@@ -68,7 +69,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
 
-    settings = PredictSettings.from_config(merged_config(args.config))
+    settings = PredictSettings(**predict_settings(merged_config(args.config)))
     stage1, stage2 = args.results / "stage1", args.results / "stage2" / args.variant
     with tempfile.TemporaryDirectory() as tmp:
         scans = args.input or held_out_scans(Path(tmp) / "synthetic", args.patients, args.seed)
@@ -90,6 +91,11 @@ def main() -> None:
     for phase, s in seconds.items():
         print(f"{phase:<15}{s:>10.2f}{s / len(done):>10.2f}{s / total:>8.0%}")
     print(f"{'total':<15}{total:>10.2f}{total / len(done):>10.2f}")
+    cases = sum(seconds[p] for p in PHASES)
+    window = models.stage1.sliding_window_seconds + models.stage2.sliding_window_seconds
+    print(f"sliding windows (stage 1 {models.stage1.sliding_window_seconds:.2f} s, stage 2 "
+          f"{models.stage2.sliding_window_seconds:.2f} s): {window / len(done):.2f} s / case; the cases take "
+          f"{cases / window:.2f}x, with model loading {total / window:.2f}x")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 from fixtures_data import write_sheet
 
-MEMORY_LIMIT_GB = 4.0
+from panorama_pdac.per_case import WORKER_PEAK_MB
+
+MEMORY_LIMIT_GB = WORKER_PEAK_MB / 1000  # what the per-case pools assume one worker needs at most
 SIZE_XYZ = (1024, 1024, 600)
 SPACING_XYZ = (0.7, 0.7, 1.0)
 CASE = "100001_00001"

@@ -3,7 +3,7 @@ import os
 import pytest
 
 from panorama_pdac.errors import PanoramaError
-from panorama_pdac.per_case import CaseJob, run_per_case
+from panorama_pdac.per_case import WORKER_PEAK_MB, CaseJob, run_per_case, workers_within
 
 
 def _jobs(tmp_path, n=3):
@@ -56,3 +56,18 @@ def test_failures_are_reported_together_and_finished_cases_kept(tmp_path):
     with pytest.raises(PanoramaError):
         run_per_case(jobs, lambda j: calls.append(j.case_id) or work(j), manifest)
     assert "case0" not in calls  # kept from the first run
+
+
+W = WORKER_PEAK_MB
+
+
+@pytest.mark.parametrize(("threads", "mem_mb", "workers"), [
+    (8, None, 8),  # no memory given: the threads
+    (8, 32 * W, 8),  # memory for more workers than threads
+    (8, 3 * W + W // 2, 3),  # memory for 3.5 workers' peaks
+    (2, W - 1, 1),  # never fewer than one
+    (1, 4 * W, 1),
+])
+def test_a_pool_has_the_job_s_threads_unless_its_memory_holds_fewer_workers(threads, mem_mb, workers, capsys):
+    assert workers_within(threads, mem_mb) == workers
+    assert ("workers of" in capsys.readouterr().out) == (workers < threads)  # a lowered pool says so

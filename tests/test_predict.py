@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+import torch
 from picai_eval.analysis_utils import parse_detection_map
 from picai_eval.image_utils import read_prediction
 from workflow_runner import e2e_config, snakemake
@@ -18,6 +20,7 @@ from workflow_runner import e2e_config, snakemake
 from panorama_pdac.errors import DataError, PanoramaError
 from panorama_pdac.geometry import Roi
 from panorama_pdac.io import write_image
+from panorama_pdac.nnunet.inference import clock_sliding_window
 from panorama_pdac.predict import (
     DETECTION_MAP,
     LIKELIHOOD,
@@ -205,6 +208,23 @@ def test_a_missing_input_folder_is_named(tmp_path):
     assert "nowhere" in str(e.value)
 
 
+def test_the_sliding_window_clock_sums_every_call_and_changes_no_output():
+    class Predictor:  # nnU-Net's predictor as far as the clock sees it
+        device = torch.device("cpu")
+
+        def predict_sliding_window_return_logits(self, data):
+            time.sleep(0.05)
+            return data * 2
+
+    predictor = Predictor()
+    clock_sliding_window(predictor)
+    assert predictor.sliding_window_seconds == 0
+    data = torch.arange(3.0)
+    for _ in range(3):
+        assert torch.equal(predictor.predict_sliding_window_return_logits(data), data * 2)
+    assert 0.15 <= predictor.sliding_window_seconds < 3
+
+
 @pytest.mark.e2e
 def test_predict_target_on_held_out_scans(workflow_run, tmp_path):
     held_out = generate_dataset(tmp_path / "synthetic", n_patients=2, seed=2024, min_pdac_patients=1)
@@ -248,8 +268,6 @@ def test_predict_target_on_held_out_scans(workflow_run, tmp_path):
 def test_cv_path_and_predict_agree_on_roi_probability_and_detection_map(workflow_run, tmp_path):
     """Fold 0's held-out cases, predicted by `predict_case` with fold 0's models of both stages, get what the
     cross-validated path gave them: the same ROI, PDAC probability and full-size detection map."""
-    import torch
-
     results = workflow_run / "results"
     config, variant = e2e_config(), "ce"
     stage2 = results / "stage2" / variant

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -59,6 +60,23 @@ def test_every_case_has_cv_outputs_for_both_variants(run):
             assert (pooled["n_cases"], pooled["n_pdac"]) == (len(cases), int(pdac.sum()))
             expected = roc_auc_score(pdac[scores.case_id], scores[column])
             assert pooled["metrics"]["auroc"]["value"] == pytest.approx(expected, abs=1e-9)
+        # each CV case's seconds hold nnU-Net's sliding window, clocked apart (the overhead benchmark reads both)
+        folds = pd.concat([pd.read_csv(t, sep="\t") for t in (run / f"results/stage2/{variant}/cv").glob("fold_*.tsv")])
+        assert len(folds) == len(cases)
+        assert ((folds.sliding_window_seconds > 0) & (folds.seconds > folds.sliding_window_seconds)).all()
+
+
+def test_prediction_overhead_benchmark_reads_the_run(run):
+    spec = importlib.util.spec_from_file_location("prediction_overhead", REPO / "benchmarks/prediction_overhead.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    table = benchmark.overhead_table(run / "results")
+    n_cases = len(pd.read_csv(run / "results/dataset/cases.tsv", sep="\t"))
+    folds, total = table.iloc[:-1], table.iloc[-1]
+    assert sorted(zip(folds.variant, folds.fold)) == [(v, f) for v in ("ce", "tversky") for f in ("0", "1")]
+    assert total.variant == "all" and total.cases == 2 * n_cases
+    # a job holds its cases, and a case its sliding window
+    assert (table.job_x >= table.cases_x).all() and (table.cases_x > 1).all()
 
 
 def test_every_training_job_is_seeded_from_config_and_its_name(run):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import PanoramaError
+from .per_case import workers_within
 
 
 @contextlib.contextmanager
@@ -69,3 +70,8 @@ def run_job(snakemake, main: Callable[..., str | None]) -> None:
         except BaseException:
             traceback.print_exc()
             raise
+
+
+def per_case_workers(snakemake) -> int:
+    """The workers of a per-case job's pool: its threads, bounded by its memory (per_case.workers_within)."""
+    return workers_within(snakemake.threads, getattr(snakemake.resources, "mem_mb", None))

@@ -23,6 +23,21 @@ from .errors import PanoramaError
 from .io import read_tsv, write_tsv
 
 
+# The peak memory one worker of a per-case step may reach: tests/test_memory_bound.py holds ingestion, stage-1
+# conversion and stage-2 cropping of a 1024x1024x600 float64 label under it (2.7 GB measured).
+WORKER_PEAK_MB = 4000
+
+
+def workers_within(threads: int, mem_mb: int | None, worker_mb: int = WORKER_PEAK_MB) -> int:
+    """Workers of a job's per-case pool: its threads, fewer where its memory (`mem_mb`, the job's resource) holds
+    fewer workers' peaks, so that a job given many threads and little memory is slowed, not killed in hour three."""
+    workers = max(1, threads if mem_mb is None else min(threads, mem_mb // worker_mb))
+    if workers < threads:
+        print(f"{workers} of {threads} threads work on cases: mem_mb {mem_mb} holds {workers} workers of "
+              f"{worker_mb} MB", flush=True)
+    return workers
+
+
 @dataclass
 class CaseJob:
     """One case's work: its input and output files by name, and the settings that decide its outputs."""

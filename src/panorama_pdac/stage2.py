@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -79,17 +80,26 @@ def predict_crop(predictor, crop: sitk.Image) -> tuple[sitk.Image, float]:
 
 def predict_cv_fold(predictor, cases: pd.DataFrame, rois: pd.DataFrame, out_dir, fold: int) -> pd.DataFrame:
     """Every validation case of a fold, on its stage-1 cross-validated ROI (the honest path; `rois`: stage 1's
-    ROI table)."""
+    ROI table). Per case, the seconds from reading the image to writing the map and those of nnU-Net's sliding
+    window within them (`predictor` clocked by `inference.clock_sliding_window`): our overhead is their ratio."""
     out_dir = Path(out_dir)
     roi_files = rois.set_index("case_id")["roi"]
     rows = []
     for r in cases.itertuples():
+        start, window_start = time.perf_counter(), predictor.sliding_window_seconds
         roi_json = roi_files[r.case_id]
         crop, roi = crop_for_inference(r.image, roi_json, r.case_id)
         lesion, cls_prob = predict_crop(predictor, crop)
         lesion_path = out_dir / f"{r.case_id}_lesion{FILE_ENDING}"
         write_image(lesion, lesion_path)
+        seconds, window = time.perf_counter() - start, predictor.sliding_window_seconds - window_start
         rows.append({"case_id": r.case_id, "fold": fold, "cls_prob": cls_prob, "lesion_prob": str(lesion_path),
-                     "roi": roi_json, "roi_fallback": roi.fallback})
-        print(f"{r.case_id}: PDAC probability {cls_prob:.3f}", flush=True)
-    return pd.DataFrame(rows)
+                     "roi": roi_json, "roi_fallback": roi.fallback, "seconds": seconds,
+                     "sliding_window_seconds": window})
+        print(f"{r.case_id}: PDAC probability {cls_prob:.3f}; {seconds:.1f} s, sliding window {window:.1f} s",
+              flush=True)
+    table = pd.DataFrame(rows)
+    if len(table):
+        print(f"fold {fold}: {len(table)} cases in {table.seconds.sum():.1f} s, "
+              f"{table.seconds.sum() / table.sliding_window_seconds.sum():.2f}x the sliding window", flush=True)
+    return table

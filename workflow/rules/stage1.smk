@@ -10,6 +10,7 @@ rule convert_stage1:
         "results/logs/stage1/convert_stage1.log",
     benchmark:
         "results/benchmarks/stage1/convert_stage1.tsv"
+    priority: STAGE1_PRIORITY
     conda:
         "../../envs/nnunet.yaml"
     threads: config["threads"]["per_case"]
@@ -33,6 +34,7 @@ rule plan_stage1:
         "results/logs/stage1/plan_stage1.log",
     benchmark:
         "results/benchmarks/stage1/plan_stage1.tsv"
+    priority: STAGE1_PRIORITY
     conda:
         "../../envs/nnunet.yaml"
     threads: config["threads"]["per_case"]
@@ -60,6 +62,7 @@ rule train_stage1:
         "results/logs/stage1/train_stage1_fold_{fold}.log",
     benchmark:
         "results/benchmarks/stage1/train_stage1_fold_{fold}.tsv"
+    priority: STAGE1_PRIORITY
     conda:
         "../../envs/nnunet.yaml"
     threads: config["threads"]["train"]
@@ -88,6 +91,7 @@ rule predict_stage1_cv:
         "results/logs/stage1/predict_stage1_cv_fold_{fold}.log",
     benchmark:
         "results/benchmarks/stage1/predict_stage1_cv_fold_{fold}.tsv"
+    priority: STAGE1_PRIORITY
     conda:
         "../../envs/nnunet.yaml"
     threads: config["threads"]["predict"]
@@ -113,6 +117,7 @@ rule localise_stage1:
         "results/logs/stage1/localise_stage1.log",
     benchmark:
         "results/benchmarks/stage1/localise_stage1.tsv"
+    priority: STAGE1_PRIORITY
     conda:
         "../../envs/nnunet.yaml"
     threads: config["threads"]["per_case"]

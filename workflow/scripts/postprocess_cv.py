@@ -5,7 +5,7 @@ import pandas as pd
 from panorama_pdac.cases import read_case_table
 from panorama_pdac.detection import build_detection_maps
 from panorama_pdac.io import read_tsv, write_tsv
-from panorama_pdac.jobs import run_job
+from panorama_pdac.jobs import per_case_workers, run_job
 
 
 def main(smk):
@@ -13,7 +13,7 @@ def main(smk):
     cases = read_case_table(smk.input.cases)
     rois = read_tsv(smk.input.rois, dtype={"case_id": str})
     detections = build_detection_maps(cv, cases, rois, Path(smk.output.detections).parent / "detection_maps",
-                                      smk.params.settings, threads=smk.threads)
+                                      smk.params.settings, threads=per_case_workers(smk))
     write_tsv(detections, smk.output.detections)
 
 

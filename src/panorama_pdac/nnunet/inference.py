@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -42,4 +43,26 @@ def load_predictor(model_folder: str | os.PathLike, checkpoints: list[str | os.P
                                 verbose=False, allow_tqdm=False)
     predictor.manual_initialization(network, plans_manager, conf, params, dataset_json,
                                     loaded[0]["trainer_name"], loaded[0].get("inference_allowed_mirroring_axes"))
+    clock_sliding_window(predictor)
     return predictor
+
+
+def clock_sliding_window(predictor) -> None:
+    """Sum the seconds of every sliding-window call in `predictor.sliding_window_seconds`: nnU-Net's network time,
+    against which a job measures its own overhead (reading, cropping, pre-processing, export, writing).
+
+    Wraps the instance's method; nnU-Net's own calls (predict_single_npy_array and the rest) go through it too.
+    On CUDA the clock stops when the device has finished, not when the kernels were queued."""
+    predictor.sliding_window_seconds = 0.0
+    sliding_window = predictor.predict_sliding_window_return_logits
+
+    def clocked(data):
+        start = time.perf_counter()
+        try:
+            return sliding_window(data)
+        finally:
+            if predictor.device.type == "cuda":
+                torch.cuda.synchronize(predictor.device)
+            predictor.sliding_window_seconds += time.perf_counter() - start
+
+    predictor.predict_sliding_window_return_logits = clocked
