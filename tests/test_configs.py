@@ -81,6 +81,7 @@ def test_published_config_builds_the_papers_head():
     assert WindowAggregation.from_head_settings(head_settings) == WindowAggregation("mean")
     options = config["stage2"]["options"]
     assert options["class_weights"] == [1, 3] and not options.get("balanced_batches", False)
+    assert options["cell_lesion_weight"] == 0  # the head learns from case labels alone
     steps = config["stage2"]["steps"]
     assert steps["step2"]["options"]["balanced_batches"] is True  # the head alone learns from balanced batches
     assert not steps["step3"].get("options", {}).get("balanced_batches", False)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 
-from panorama_pdac.losses import TverskyLoss
+from panorama_pdac.labels import LESION, PARENCHYMA
+from panorama_pdac.losses import TverskyLoss, cell_lesion_loss
 
 
 def _two_class(fg_probability, fg_truth):
@@ -56,3 +57,15 @@ def test_slots_into_nnunets_compound_loss_and_trains():
     value = compound(logits, truth)
     value.backward()
     assert 0 < value.item() < 1 and logits.grad.abs().sum() > 0
+
+
+def test_cell_lesion_loss_tells_each_cell_whether_its_part_of_the_patch_holds_lesion():
+    target = torch.full((1, 1, 4, 4, 4), PARENCHYMA)
+    target[0, 0, 0, 0, 0] = LESION  # one voxel in the first cell of a 2x2x2 grid
+    cells = torch.zeros(1, 2, 2, 2)
+    cells[0, 0, 0, 0] = 1
+    margins = torch.randn(1, 2, 2, 2)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(margins, cells)
+    assert cell_lesion_loss(margins, target).item() == pytest.approx(expected.item())
+    right = 10 * (2 * cells - 1)
+    assert cell_lesion_loss(right, target) < 1e-3 < cell_lesion_loss(-right, target)

@@ -12,7 +12,7 @@ import torch
 
 from panorama_pdac.errors import ConfigError, DataError
 from panorama_pdac.io import read_json, write_image, write_json
-from panorama_pdac.losses import TverskyLoss
+from panorama_pdac.losses import TverskyLoss, cell_lesion_loss
 from panorama_pdac.nnunet.env import configure_nnunet_env
 from panorama_pdac.nnunet.inference import load_predictor
 from panorama_pdac.nnunet.multitask_inference import (
@@ -217,6 +217,30 @@ def test_segmentation_loss_options(data):
     optimised = {id(p) for group in default.optimizer.param_groups for p in group["params"]}
     assert not any(id(p) in optimised for p in default.network.head.parameters())
     assert all(id(p) in optimised for p in default.network.encoder.parameters())
+
+
+def test_cell_lesion_weight_adds_the_per_cell_lesion_loss(data, tmp_path):
+    plans = read_json(data["plans"])
+    plans["configurations"]["3d_fullres"]["classification_head"] = {"width": 16, "pooling": "cell"}
+    write_json(plans, tmp_path / "plans.json")
+    trainer = build_trainer(Step2ClsTrainer, tmp_path / "plans.json", data["dataset_json"], "3d_fullres", 0,
+                            tmp_path / "cell", CPU)
+    _options(data, cell_lesion_weight=2.0).apply(trainer)
+    trainer.initialize()
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 16, 16, 16)
+    target = torch.zeros(2, 1, 16, 16, 16)
+    target[0, :, 2:6, 2:6, 2:6] = 1  # lesion in the first patch
+    labels = torch.tensor([1, 0])
+    with torch.no_grad():
+        with_cells = trainer.multitask_loss(x, [target], labels)
+        trainer.options = replace(trainer.options, cell_lesion_weight=0.0)
+        without = trainer.multitask_loss(x, [target], labels)
+        _, (_, margins) = trainer.network.forward_both(x, decode=False, cells=True)
+    assert with_cells.item() == pytest.approx(without.item() + 2.0 * cell_lesion_loss(margins, target).item())
+    # the option needs a head that scores cells
+    with pytest.raises(ConfigError, match="cell_lesion_weight needs stage2.head.pooling: cell"):
+        _trainer(data, Step2ClsTrainer, "avg_cells", cell_lesion_weight=1.0)
 
 
 @pytest.mark.parametrize("trainer_class", [Step2ClsTrainer, Step3JointTrainer])

@@ -41,6 +41,51 @@ def test_fpn_head_gives_two_logits_per_sample(strides, hidden):
     assert all(p.grad is not None for p in head.parameters())  # every level contributes
 
 
+@pytest.mark.parametrize("pooling", ["avg", "max", "cell"])
+def test_each_pooling_classifies_the_window_as_it_says(pooling):
+    """avg / max pool the pyramid's cells before the classifier; cell scores every cell and the window takes the
+    logits of the cell with the largest PDAC margin (a window is PDAC when any of its cells is)."""
+    torch.manual_seed(0)
+    head = FPNClassificationHead([8, 16, 32], [[2, 2, 2], [2, 2, 2]], width=6, pooling=pooling)
+    features = [torch.randn(2, c, *[n] * 3) for c, n in zip([8, 16, 32], [8, 4, 2])]
+    with torch.no_grad():
+        top = head.lateral[-1](features[-1])
+        for level in reversed(range(head.n_levels - 1)):
+            top = head.fuse[level](head.lateral[level](features[level]) + head.upsample[level](top))
+        cells = top.flatten(2).transpose(1, 2)  # (batch, cells, width)
+        per_cell = head.classifier(cells)
+        expected = {"avg": head.classifier(cells.mean(1)), "max": head.classifier(cells.amax(1)),
+                    "cell": torch.stack([c[(c[:, 1] - c[:, 0]).argmax()] for c in per_cell])}[pooling]
+        assert torch.allclose(head(features), expected, atol=1e-6)
+        # the three rules differ on the same features
+        others = {"avg": head.classifier(cells.mean(1)), "cell": per_cell.max(1).values}
+        assert not any(torch.allclose(expected, v) for k, v in others.items() if k != pooling)
+
+
+def test_cell_pooling_gives_the_gradient_to_the_chosen_cell_alone():
+    head = FPNClassificationHead([4, 4, 4], [[1, 1, 1], [1, 1, 1]], width=4, pooling="cell")
+    features = [torch.randn(1, 4, 2, 2, 2, requires_grad=True) for _ in range(3)]
+    head(features)[0, 1].backward()
+    # every cell of the finest level feeds its own cell only (lateral 1x1, stride-1 upsampling): one gets gradient
+    assert int((features[0].grad.abs().sum(1) > 0).sum()) == 1
+
+
+def test_cell_pooling_gives_every_cells_margin_when_asked():
+    head = FPNClassificationHead([8, 16, 32], [[2, 2, 2], [2, 2, 2]], width=6, pooling="cell")
+    features = [torch.randn(2, c, *[n] * 3) for c, n in zip([8, 16, 32], [8, 4, 2])]
+    window, margins = head(features, cells=True)
+    assert margins.shape == (2, 8, 8, 8)  # the finest level's cell grid
+    assert torch.equal(window, head(features))
+    assert torch.allclose(window[:, 1] - window[:, 0], margins.flatten(1).amax(1))
+    with pytest.raises(ValueError, match="need cell pooling"):
+        FPNClassificationHead([8, 16, 32], [[2, 2, 2], [2, 2, 2]], width=6)(features, cells=True)
+
+
+def test_cell_pooling_needs_two_classes():
+    with pytest.raises(ValueError, match="2 classes"):
+        FPNClassificationHead([8, 16, 32], [[2, 2, 2], [2, 2, 2]], n_classes=3, pooling="cell")
+
+
 def test_fpn_head_needs_one_stride_between_each_pair_of_levels():
     with pytest.raises(ValueError, match="3 pyramid levels need 2 strides"):
         FPNClassificationHead([8, 16, 32], [[2, 2, 2]])

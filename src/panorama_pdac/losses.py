@@ -1,4 +1,5 @@
-"""Tversky loss for nnU-Net's compound loss: `DC_and_CE_loss(..., dice_class=TverskyLoss)`.
+"""Losses of our own: the Tversky loss for nnU-Net's compound loss (`DC_and_CE_loss(..., dice_class=TverskyLoss)`)
+and the per-cell lesion loss of the classification head (`cell_lesion_loss`).
 
 Convention used throughout this project:
 
@@ -14,8 +15,11 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from nnunetv2.utilities.ddp_allgather import AllGatherGrad
 from torch import nn
+
+from .labels import LESION
 
 
 class TverskyLoss(nn.Module):
@@ -67,3 +71,12 @@ class TverskyLoss(nn.Module):
         if not self.do_bg:
             tversky = tversky[1:] if self.batch_dice else tversky[:, 1:]
         return 1 - tversky.mean()
+
+
+def cell_lesion_loss(margins: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the head's per-cell PDAC margins (batch, *cell grid) against whether each cell's
+    part of the patch holds lesion voxels; `target` is the patch's label map (batch, 1, *patch), of which the
+    cell grid is a whole-number reduction (the encoder's strides)."""
+    lesion = (target == LESION).to(margins.dtype)
+    cells = F.adaptive_max_pool3d(lesion, margins.shape[1:])[:, 0]
+    return F.binary_cross_entropy_with_logits(margins.float(), cells.float())

@@ -18,7 +18,9 @@ from torch import nn
 FPN_LEVELS = 3  # the head reads the last three encoder stages
 
 
-POOLINGS = ("avg", "max")
+# avg (published) and max pool the window's cells, then classify; "cell" classifies every cell and takes the
+# most PDAC-like one (multiple-instance learning: a window is PDAC when any of its cells is).
+POOLINGS = ("avg", "max", "cell")
 
 
 class FPNClassificationHead(nn.Module):
@@ -30,7 +32,8 @@ class FPNClassificationHead(nn.Module):
 
     Options (the plans' `classification_head` entry): `norm`: after each fusion, the encoder's normalisation,
     LeakyReLU and a 3x3 convolution (JSC's FPN block) instead of a bare LeakyReLU; `pooling`: "avg" (published)
-    or "max" over the window's cells; `hidden`: a hidden fully connected layer (the paper's FC-ReLU-FC; JSC:
+    or "max" over the window's cells before the classifier, or "cell": the classifier scores each cell of the
+    finest pyramid level and the window gets the logits of the cell with the largest PDAC margin; `hidden`: a hidden fully connected layer (the paper's FC-ReLU-FC; JSC:
     FC-LeakyReLU-Dropout-FC) with `dropout` before the last layer.
     """
 
@@ -43,6 +46,8 @@ class FPNClassificationHead(nn.Module):
                              f"got {len(strides)}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not '{pooling}'")
+        if pooling == "cell" and n_classes != 2:
+            raise ValueError(f"cell pooling ranks cells by their PDAC margin: 2 classes, not {n_classes}")
         transposed_conv = get_matching_convtransp(conv_op=conv_op)
         self.lateral = nn.ModuleList(conv_op(c, width, kernel_size=1) for c in encoder_channels)
         self.upsample = nn.ModuleList(transposed_conv(width, width, kernel_size=s, stride=s) for s in strides)
@@ -71,12 +76,23 @@ class FPNClassificationHead(nn.Module):
     def n_levels(self) -> int:
         return len(self.lateral)
 
-    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, features: Sequence[torch.Tensor], cells: bool = False):
+        """Window logits (batch, n_classes); with `cells` (cell pooling only), also every cell's PDAC margin
+        (logit PDAC - logit non-PDAC; batch x the finest level's cell grid)."""
+        if cells and self.pooling != "cell":
+            raise ValueError(f"per-cell margins need cell pooling, not '{self.pooling}'")
         top = self.lateral[-1](features[-1])
         for level in reversed(range(self.n_levels - 1)):
             top = self.fuse[level](self.lateral[level](features[level]) + self.upsample[level](top))
-        cells = top.flatten(2)
-        return self.classifier(cells.mean(2) if self.pooling == "avg" else cells.amax(2))
+        if self.pooling == "avg":
+            return self.classifier(top.flatten(2).mean(2))
+        if self.pooling == "max":
+            return self.classifier(top.flatten(2).amax(2))
+        logits = self.classifier(top.movedim(1, -1))  # (batch, *cell grid, 2)
+        margins = logits[..., 1] - logits[..., 0]
+        chosen = margins.flatten(1).argmax(1)
+        window = logits.flatten(1, -2)[torch.arange(len(logits), device=logits.device), chosen]
+        return (window, margins) if cells else window
 
 
 class MultiTaskUNet(nn.Module):
@@ -99,14 +115,15 @@ class MultiTaskUNet(nn.Module):
         """Attach an FPN head sized from the U-Net's encoder (`head`: FPNClassificationHead.for_encoder's options)."""
         return cls(unet, FPNClassificationHead.for_encoder(unet.encoder, **head))
 
-    def forward_both(self, x: torch.Tensor) -> tuple[torch.Tensor | list[torch.Tensor], torch.Tensor]:
-        """Segmentation (a list under deep supervision) and classification logits (batch, n_classes)."""
+    def forward_both(self, x: torch.Tensor, decode: bool = True, cells: bool = False):
+        """Segmentation (a list under deep supervision; None without `decode`, which skips the decoder) and
+        classification logits (batch, n_classes); with `cells`, the logits and the per-cell PDAC margins."""
         skips = self.encoder(x)
-        return self.decoder(skips), self.head(skips[-self.head.n_levels:])
+        return (self.decoder(skips) if decode else None), self.head(skips[-self.head.n_levels:], cells=cells)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Classification logits alone: skips the decoder, for training the head by itself."""
-        return self.head(self.encoder(x)[-self.head.n_levels:])
+        return self.forward_both(x, decode=False)[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         if self._collected is None:

@@ -34,7 +34,7 @@ from torch import autocast, nn
 from ..errors import ConfigError, DataError
 from ..io import read_json, write_json
 from ..labels import LESION, PARENCHYMA
-from ..losses import TverskyLoss
+from ..losses import TverskyLoss, cell_lesion_loss
 from ..networks import MultiTaskUNet
 from .multitask_inference import (
     AGGREGATIONS,
@@ -67,6 +67,9 @@ class MultiTaskOptions:
     on the pancreas parenchyma in a case without (nnU-Net's foreground forcing picks a random class, so a small
     lesion is rarely seen; and a case-level PDAC label on a patch without the lesion teaches the classifier
     nothing). balanced_batches: half of every training batch from PDAC cases, half from non-PDAC (JSC).
+    cell_lesion_weight: in the steps that train the head, the weight of `losses.cell_lesion_loss`, which tells
+    each cell of a cell-pooling head whether it holds lesion voxels (0: the head learns from case labels alone,
+    as published).
     """
 
     case_labels: str | None = None
@@ -81,6 +84,7 @@ class MultiTaskOptions:
     weight_decay: float = 3e-5
     lesion_oversample: float = 0.0
     balanced_batches: bool = False
+    cell_lesion_weight: float = 0.0
 
     def __post_init__(self):
         if self.seg_loss not in SEG_LOSSES:
@@ -91,7 +95,8 @@ class MultiTaskOptions:
             raise ConfigError(f"class_weights must be two positive numbers (non-PDAC, PDAC), got {self.class_weights}")
         if not 0 <= self.lesion_oversample <= 1:
             raise ConfigError(f"lesion_oversample is a probability, got {self.lesion_oversample}")
-        if min(self.seg_weight, self.cls_weight, self.ce_weight, self.tversky_alpha, self.tversky_beta) < 0:
+        if min(self.seg_weight, self.cls_weight, self.ce_weight, self.tversky_alpha, self.tversky_beta,
+               self.cell_lesion_weight) < 0:
             raise ConfigError("loss weights and Tversky alpha / beta must not be negative")
 
     @classmethod
@@ -161,6 +166,9 @@ class MultiTaskTrainer(nnUNetTrainer):
             raise ConfigError(f"{type(self).__name__}: set options.case_labels (MultiTaskOptions.apply) "
                               "before initialize()")
         self.case_labels = read_case_labels(self.options.case_labels)
+        pooling = head_settings(self.configuration_manager).get("pooling", "avg")
+        if self.options.cell_lesion_weight and pooling != "cell":
+            raise ConfigError(f"stage-2 option cell_lesion_weight needs stage2.head.pooling: cell, not '{pooling}'")
         super().initialize()
         self.cls_loss = nn.CrossEntropyLoss(
             weight=torch.tensor(self.options.class_weights, dtype=torch.float32, device=self.device))
@@ -232,19 +240,22 @@ class MultiTaskTrainer(nnUNetTrainer):
     def multitask_loss(self, data: torch.Tensor, target, labels: torch.Tensor) -> torch.Tensor:
         """Weighted sum of the loss terms this step trains; runs only the network parts they need."""
         net = self.network
+        cells = bool(self.options.cell_lesion_weight)
         if self.loss_terms == ("seg",):
-            seg, logits = net(data), None
-        elif self.loss_terms == ("cls",):
-            seg, logits = None, net.classify(data)
+            seg, head = net(data), None
         else:
-            seg, logits = net.forward_both(data)
+            seg, head = net.forward_both(data, decode="seg" in self.loss_terms, cells=cells)
         loss = torch.zeros((), device=self.device)
         if seg is not None:
             loss = loss + self.options.seg_weight * self.loss(seg, target)
-        if logits is not None:
+        if head is not None:
+            logits, margins = head if cells else (head, None)
             cls_loss = self.cls_loss(logits.float(), labels)
             self._epoch_cls_losses.append(cls_loss.detach())  # read at the epoch's end: no sync per iteration
             loss = loss + self.options.cls_weight * cls_loss
+            if cells:
+                full_size = target[0] if isinstance(target, list) else target  # deep supervision: finest first
+                loss = loss + self.options.cell_lesion_weight * cell_lesion_loss(margins, full_size)
         return loss
 
     # sha256 of the source of nnU-Net's nnUNetTrainer.train_step that train_step below mirrors (nnunetv2 2.8.1):
