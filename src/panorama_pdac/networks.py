@@ -33,8 +33,9 @@ class FPNClassificationHead(nn.Module):
     Options (the plans' `classification_head` entry): `norm`: after each fusion, the encoder's normalisation,
     LeakyReLU and a 3x3 convolution (JSC's FPN block) instead of a bare LeakyReLU; `pooling`: "avg" (published)
     or "max" over the window's cells before the classifier, or "cell": the classifier scores each cell of the
-    finest pyramid level and the window gets the logits of the cell with the largest PDAC margin; `hidden`: a hidden fully connected layer (the paper's FC-ReLU-FC; JSC:
-    FC-LeakyReLU-Dropout-FC) with `dropout` before the last layer.
+    finest pyramid level and the window gets the logits of the cell with the largest PDAC margin; `hidden`: a
+    hidden fully connected layer (the paper's FC-ReLU-FC; JSC: FC-LeakyReLU-Dropout-FC) with `dropout` before
+    the last layer.
     """
 
     def __init__(self, encoder_channels: Sequence[int], strides: Sequence[Sequence[int] | int], width: int = 256,
