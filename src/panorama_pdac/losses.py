@@ -77,6 +77,5 @@ def cell_lesion_loss(margins: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     """Binary cross-entropy of the head's per-cell PDAC margins (batch, *cell grid) against whether each cell's
     part of the patch holds lesion voxels; `target` is the patch's label map (batch, 1, *patch), of which the
     cell grid is a whole-number reduction (the encoder's strides)."""
-    lesion = (target == LESION).to(margins.dtype)
-    cells = F.adaptive_max_pool3d(lesion, margins.shape[1:])[:, 0]
-    return F.binary_cross_entropy_with_logits(margins.float(), cells.float())
+    cells = F.adaptive_max_pool3d((target == LESION).float(), margins.shape[1:])[:, 0]
+    return F.binary_cross_entropy_with_logits(margins.float(), cells)

@@ -77,14 +77,19 @@ class FPNClassificationHead(nn.Module):
     def n_levels(self) -> int:
         return len(self.lateral)
 
+    def pyramid(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The fused top-down map at the finest level (batch, width, *cell grid): what the pooling reads."""
+        top = self.lateral[-1](features[-1])
+        for level in reversed(range(self.n_levels - 1)):
+            top = self.fuse[level](self.lateral[level](features[level]) + self.upsample[level](top))
+        return top
+
     def forward(self, features: Sequence[torch.Tensor], cells: bool = False):
         """Window logits (batch, n_classes); with `cells` (cell pooling only), also every cell's PDAC margin
         (logit PDAC - logit non-PDAC; batch x the finest level's cell grid)."""
         if cells and self.pooling != "cell":
             raise ValueError(f"per-cell margins need cell pooling, not '{self.pooling}'")
-        top = self.lateral[-1](features[-1])
-        for level in reversed(range(self.n_levels - 1)):
-            top = self.fuse[level](self.lateral[level](features[level]) + self.upsample[level](top))
+        top = self.pyramid(features)
         if self.pooling == "avg":
             return self.classifier(top.flatten(2).mean(2))
         if self.pooling == "max":

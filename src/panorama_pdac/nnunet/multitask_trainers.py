@@ -166,10 +166,10 @@ class MultiTaskTrainer(nnUNetTrainer):
             raise ConfigError(f"{type(self).__name__}: set options.case_labels (MultiTaskOptions.apply) "
                               "before initialize()")
         self.case_labels = read_case_labels(self.options.case_labels)
-        pooling = head_settings(self.configuration_manager).get("pooling", "avg")
+        super().initialize()
+        pooling = self._bare_network().head.pooling
         if self.options.cell_lesion_weight and pooling != "cell":
             raise ConfigError(f"stage-2 option cell_lesion_weight needs stage2.head.pooling: cell, not '{pooling}'")
-        super().initialize()
         self.cls_loss = nn.CrossEntropyLoss(
             weight=torch.tensor(self.options.class_weights, dtype=torch.float32, device=self.device))
         # nnU-Net's local logger refuses keys it was not told about (one value per epoch each).
