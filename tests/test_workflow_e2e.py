@@ -79,6 +79,20 @@ def test_prediction_overhead_benchmark_reads_the_run(run):
     assert (table.job_x >= table.cases_x).all() and (table.cases_x > 1).all()
 
 
+def test_every_job_logs_its_cpu_time_and_the_utilisation_benchmark_sums_both_records(run):
+    spec = importlib.util.spec_from_file_location("utilisation", REPO / "benchmarks/utilisation.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    table = benchmark.utilisation_table(run / "results", wall_s=10.0, cores=2)
+    assert table.attrs["logs_without_line"] == []
+    sampled, kernel = table.to_dict("records")
+    assert kernel["jobs"] == len(list((run / "results/logs").rglob("*.log"))) > sampled["jobs"] > 0
+    # the kernel's record holds every job and, unlike the sampler, the end of each: nnU-Net's worker processes
+    # included, it is not below the sampled figure (the e2e jobs are short: sampled every 0.5 s, close to exact)
+    assert kernel["cpu_s"] >= 0.95 * sampled["cpu_s"] > 0
+    assert table.utilisation.tolist() == [sampled["cpu_s"] / 20.0, kernel["cpu_s"] / 20.0]
+
+
 def test_every_training_job_is_seeded_from_config_and_its_name(run):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     expected = {f"stage1/fold_{f}": job_seed(config["stage1"]["seed"], "stage1", f) for f in (0, 1)}
