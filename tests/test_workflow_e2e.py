@@ -23,6 +23,14 @@ def run(workflow_run):
     return workflow_run
 
 
+def _benchmark(name: str):
+    """A script of benchmarks/ as a module (benchmarks/ is no package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_data_and_folds(run):
     cases = pd.read_csv(run / "results/dataset/cases.tsv", sep="\t", dtype={"patient_id": str})
     splits = json.loads((run / "results/dataset/splits_final.json").read_text())
@@ -67,10 +75,7 @@ def test_every_case_has_cv_outputs_for_both_variants(run):
 
 
 def test_prediction_overhead_benchmark_reads_the_run(run):
-    spec = importlib.util.spec_from_file_location("prediction_overhead", REPO / "benchmarks/prediction_overhead.py")
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
-    table = benchmark.overhead_table(run / "results")
+    table = _benchmark("prediction_overhead").overhead_table(run / "results")
     n_cases = len(pd.read_csv(run / "results/dataset/cases.tsv", sep="\t"))
     folds, total = table.iloc[:-1], table.iloc[-1]
     assert sorted(zip(folds.variant, folds.fold)) == [(v, f) for v in ("ce", "tversky") for f in ("0", "1")]
@@ -80,10 +85,7 @@ def test_prediction_overhead_benchmark_reads_the_run(run):
 
 
 def test_every_job_logs_its_cpu_time_and_the_utilisation_benchmark_sums_both_records(run):
-    spec = importlib.util.spec_from_file_location("utilisation", REPO / "benchmarks/utilisation.py")
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
-    table = benchmark.utilisation_table(run / "results", wall_s=10.0, cores=2)
+    table = _benchmark("utilisation").utilisation_table(run / "results", wall_s=10.0, cores=2)
     assert table.attrs["logs_without_line"] == []
     sampled, kernel = table.to_dict("records")
     assert kernel["jobs"] == len(list((run / "results/logs").rglob("*.log"))) > sampled["jobs"] > 0
