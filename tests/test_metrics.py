@@ -176,7 +176,7 @@ def test_metrics_of_stored_lesion_results_read_no_map(tmp_path, monkeypatch):
         write_image(sitk.GetImageFromArray(det), det_paths[case_id])
         write_image(sitk.GetImageFromArray(label), label_paths[case_id])
     reads = []
-    for reader in ("read_image", "read_label"):
+    for reader in ("read_image_header", "read_label"):
         read = getattr(metrics_module, reader)
         monkeypatch.setattr(metrics_module, reader, lambda path, case_id=None, read=read: reads.append(path)
                             or read(path, case_id))
@@ -242,6 +242,27 @@ def test_invalid_inputs_name_the_case(tmp_path):
     write_image(label_image, tmp_path / "label.nii.gz")
     with pytest.raises(DataError, match="case a: .*det.nii.gz: detection map geometry"):
         evaluate_cases({"a": tmp_path / "det.nii.gz"}, {"a": tmp_path / "label.nii.gz"})
+
+
+def test_map_files_are_read_slab_by_slab_then_in_their_box(tmp_path, monkeypatch):
+    """A map file is checked and its candidates found a slab at a time (this one's two: z 0-1 and 2-3), then
+    only the box holding them and the lesion is read whole: the results of the arrays themselves."""
+    det, label = _case(True, 0.9, fp_value=0.4)
+    det[3, 15, 15] = 0.2  # a candidate alone in the second slab
+    write_image(sitk.GetImageFromArray(det), tmp_path / "det.nii.gz")
+    write_image(sitk.GetImageFromArray(label), tmp_path / "label.nii.gz")
+    regions = []
+    read_region = metrics_module.read_region
+    monkeypatch.setattr(metrics_module, "read_region", lambda source, start, size, case_id=None: regions.append(
+        (start, size)) or read_region(source, start, size, case_id))
+    from_file = case_lesion_results({"a": tmp_path / "det.nii.gz"}, {"a": tmp_path / "label.nii.gz"})
+    assert regions == [([4, 4, 1], [12, 12, 3])]  # (x, y, z): the lesion (z 1-2) to the lone candidate (z 3)
+    assert from_file == case_lesion_results({"a": det}, {"a": label})
+    assert sorted(r[1] for r in from_file["cases"]["a"]["lesion_results"]["0.1"]) == pytest.approx([0.2, 0.4, 0.9])
+    det[3, 0, 0] = -0.5  # in the last slab only
+    write_image(sitk.GetImageFromArray(det), tmp_path / "det.nii.gz")
+    with pytest.raises(DataError, match="case a: .*det.nii.gz: not a valid detection map: negative, NaN"):
+        case_lesion_results({"a": tmp_path / "det.nii.gz"}, {"a": tmp_path / "label.nii.gz"})
 
 
 def test_tables_and_curves():

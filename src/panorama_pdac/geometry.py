@@ -230,15 +230,17 @@ def crop_to_roi(image: sitk.Image, roi: Roi) -> sitk.Image:
 
 
 def paste_box(reference: sitk.Image | sitk.ImageFileReader, crop_zyx: np.ndarray, start_xyz: Sequence[int],
-              size_xyz: Sequence[int], fill: float = 0) -> sitk.Image:
+              size_xyz: Sequence[int]) -> sitk.Image:
     """Full-size image with `reference`'s exact geometry: the (z, y, x) array `crop_zyx` in the box
-    `start_xyz` + `size_xyz`, `fill` elsewhere. No resampling, so a detection map keeps its constant-valued
+    `start_xyz` + `size_xyz`, zero elsewhere. No resampling, so a detection map keeps its constant-valued
     blobs. `reference` may be an image or only its header (`io.read_image_header`)."""
     check_box_fits(start_xyz, size_xyz, reference.GetSize())
     expected_shape = tuple(reversed(tuple(size_xyz)))
     if crop_zyx.shape != expected_shape:
         raise ValueError(f"crop shape (z, y, x) {crop_zyx.shape} does not match the box's {expected_shape}")
-    full = np.full(tuple(reversed(reference.GetSize())), fill, dtype=crop_zyx.dtype)
+    # np.zeros leaves the pages it does not write unallocated until SimpleITK's copy below: one full-size
+    # volume in memory rather than two (a 1024x1024x600 float32 map is 2.5 GB).
+    full = np.zeros(tuple(reversed(reference.GetSize())), dtype=crop_zyx.dtype)
     (x0, y0, z0), (x1, y1, z1) = start_xyz, [a + n for a, n in zip(start_xyz, size_xyz)]
     full[z0:z1, y0:y1, x0:x1] = crop_zyx
     out = sitk.GetImageFromArray(full)

@@ -27,7 +27,7 @@ from picai_eval import Metrics
 from picai_eval.eval import evaluate_case
 
 from .errors import DataError
-from .io import read_image, read_label
+from .io import read_image_header, read_label, read_region, read_slabs
 from .labels import LESION
 from .localisation_qa import dice
 from .published import TABLE4
@@ -64,41 +64,76 @@ def _load(item: ArrayOrPath, case_id: str, read) -> tuple[np.ndarray, sitk.Image
     return sitk.GetArrayViewFromImage(image), image
 
 
-def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
+def _same_geometry(a: sitk.Image | sitk.ImageFileReader, b: sitk.Image) -> bool:
     # Tolerances allow for NIfTI storing geometry as float32.
     return (np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=1e-4)
             and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=0.1 * min(a.GetSpacing()))
             and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4))
 
 
-def _content_box(det: np.ndarray, label: np.ndarray) -> tuple[slice, ...]:
+Bounds = list[tuple[int, int]]  # per axis (z, y, x): first index and one past the last
+
+
+def _bounds(mask: np.ndarray) -> Bounds | None:
+    """Where `mask` is True, per axis; None where it is True nowhere."""
+    if not mask.any():
+        return None
+    hits = [np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+            for axis in range(mask.ndim)]
+    return [(int(h[0]), int(h[-1]) + 1) for h in hits]
+
+
+def _union(a: Bounds | None, b: Bounds | None) -> Bounds | None:
+    if a is None or b is None:
+        return a or b
+    return [(min(p[0], q[0]), max(p[1], q[1])) for p, q in zip(a, b)]
+
+
+def _candidate_bounds(det: np.ndarray | sitk.ImageFileReader, case_id: str, where) -> Bounds | None:
+    """Checks that the map is a detection map (finite, non-negative) and finds its candidates. A file is read a
+    slab at a time: a full-size 1024x1024x600 map is 2.5 GB as float32, and only the box that holds its
+    candidates and the lesion is needed whole."""
+    slabs = [det] if isinstance(det, np.ndarray) else read_slabs(det, case_id)
+    found, z = None, 0
+    for slab in slabs:
+        if not np.isfinite(slab).all() or slab.min() < 0:
+            raise DataError(where, "not a valid detection map: negative, NaN or infinite values", case_id)
+        if (here := _bounds(slab != 0)) is not None:
+            here[0] = (here[0][0] + z, here[0][1] + z)  # the slab's z to the map's
+        found = _union(found, here)
+        z += len(slab)
+    return found
+
+
+def _content_box(candidates: Bounds | None, label: np.ndarray) -> tuple[slice, ...]:
     """The smallest box holding every candidate and every lesion voxel (one voxel if there is none).
     picai_eval's matching is the same inside it, and works on int32 and float32 copies of what it is given,
     2.5 GB each for a full-size 1024x1024x600 case."""
-    content = (det != 0) | (label == LESION)
-    box = []
-    for axis in range(content.ndim):
-        hits = np.flatnonzero(content.any(axis=tuple(a for a in range(content.ndim) if a != axis)))
-        box.append(slice(hits[0], hits[-1] + 1) if hits.size else slice(0, 1))
-    return tuple(box)
+    found = _union(candidates, _bounds(label == LESION)) or [(0, 1)] * label.ndim
+    return tuple(slice(*b) for b in found)
 
 
 def _evaluate_one(case_id: str, det_item: ArrayOrPath, label_item: ArrayOrPath,
                   iou_thresholds: Sequence[float]) -> dict:
     """Lesion results per IoU threshold, the map's maximum and the lesion Dice of one case."""
-    det, det_image = _load(det_item, case_id, read_image)
     label, label_image = _load(label_item, case_id, read_label)
-    where = det_item if det_image is not None else "detection map (array)"
-    if det.shape != label.shape:
-        raise DataError(where, f"detection map shape (z, y, x) {det.shape} differs from the label's {label.shape}",
+    from_file = not isinstance(det_item, np.ndarray)
+    det_source = read_image_header(det_item, case_id) if from_file else det_item
+    where = det_item if from_file else "detection map (array)"
+    shape = tuple(det_source.GetSize()[::-1]) if from_file else det_item.shape
+    if shape != label.shape:
+        raise DataError(where, f"detection map shape (z, y, x) {shape} differs from the label's {label.shape}",
                         case_id)
-    if det_image is not None and label_image is not None and not _same_geometry(det_image, label_image):
+    if from_file and label_image is not None and not _same_geometry(det_source, label_image):
         raise DataError(where, "detection map geometry (spacing, origin, direction) differs from the label's",
                         case_id)
-    if not np.isfinite(det).all() or det.min() < 0:
-        raise DataError(where, "not a valid detection map: negative, NaN or infinite values", case_id)
-    box = _content_box(det, label)
-    det, label = det[box], label[box]
+    box = _content_box(_candidate_bounds(det_source, case_id, where), label)
+    if from_file:
+        region = read_region(det_source, [b.start for b in box[::-1]], [b.stop - b.start for b in box[::-1]], case_id)
+        det = sitk.GetArrayFromImage(region)
+    else:
+        det = det_item[box]
+    label = label[box]
     lesion_results, det_max = {}, 0.0
     for iou in iou_thresholds:
         try:
