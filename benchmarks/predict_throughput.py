@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
-from snakemake.utils import update_config
 
+from panorama_pdac.config_check import merged_config_files
 from panorama_pdac.nnunet.env import resolve_device
 from panorama_pdac.predict import (
     PHASES,
@@ -35,14 +34,6 @@ from panorama_pdac.settings import predict_settings
 from panorama_pdac.synthetic import generate_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def merged_config(paths: list[Path]) -> dict:
-    """Later files override earlier ones, by Snakemake's own rule for --configfile."""
-    config: dict = {}
-    for path in paths:
-        update_config(config, yaml.safe_load(path.read_text()) or {})
-    return config
 
 
 def held_out_scans(folder: Path, patients: int, seed: int) -> Path:
@@ -69,7 +60,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
 
-    settings = PredictSettings(**predict_settings(merged_config(args.config)))
+    settings = PredictSettings(**predict_settings(merged_config_files(args.config)))
     stage1, stage2 = args.results / "stage1", args.results / "stage2" / args.variant
     with tempfile.TemporaryDirectory() as tmp:
         scans = args.input or held_out_scans(Path(tmp) / "synthetic", args.patients, args.seed)

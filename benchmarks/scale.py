@@ -32,18 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-import yaml
-from snakemake.utils import update_config
 
 REPO = Path(__file__).resolve().parents[1]
 PANORAMA_CASES = 2238
-
-
-def _config(overlays: list[Path]) -> dict:
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for path in overlays:
-        update_config(config, yaml.safe_load(path.read_text()) or {})
-    return config
 
 
 def _chosen_labels(labels_dir: Path, n: int | None) -> dict[str, Path]:
@@ -181,10 +172,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the per-case measurements here (TSV)")
     args = parser.parse_args()
 
+    from panorama_pdac.config_check import merged_config_files
     from panorama_pdac.io import read_image_header
     from panorama_pdac.painted import paint_labels_folder
 
-    config = _config(args.configfile)
+    config = merged_config_files([REPO / "config" / "config.yaml", *args.configfile])
     labels = _chosen_labels(args.labels, args.cases)
     images = args.images
     if images is None:

@@ -20,6 +20,7 @@ from panorama_pdac.config_check import (
     LABELS_REPOSITORY,
     check_config,
     load_schema,
+    merged_config_files,
     painted_labels_problems,
     predict_input_problems,
     schema_problems,
@@ -84,6 +85,19 @@ def _problem(overlay: dict) -> str:
 
 def test_the_shipped_config_passes():
     check_config(_merged(MAIN), SCHEMA, [("config/config.yaml", MAIN)])
+
+
+def test_config_files_merge_as_snakemake_merges_configfiles(tmp_path):
+    """Benchmarks and tests read config/config.yaml plus overlays as `--configfile` would give them to a run:
+    nested keys merged, the later file winning, an empty file changing nothing."""
+    files = [tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "empty.yaml"]
+    files[0].write_text("stage2: {head: {width: 32, pooling: cell}, seed: 2}\nfolds: {n_folds: 3}\n")
+    files[1].write_text("stage2: {head: {pooling: max}}\n")
+    files[2].write_text("")
+    assert merged_config_files(files) == {"stage2": {"head": {"width": 32, "pooling": "max"}, "seed": 2},
+                                          "folds": {"n_folds": 3}}
+    real_anatomy = merged_config_files([REPO / "config" / "config.yaml", REPO / "config" / "real_anatomy.yaml"])
+    assert real_anatomy["stage2"]["head"] == {**MAIN["stage2"]["head"], "width": 256, "pooling": "max"}
 
 
 @pytest.mark.parametrize("case", sorted(MISTAKES))

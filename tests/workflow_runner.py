@@ -6,8 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-from snakemake.utils import update_config
+from panorama_pdac.config_check import merged_config_files
 
 REPO = Path(__file__).resolve().parents[1]
 E2E_CONFIG = REPO / "tests" / "e2e" / "config.yaml"
@@ -26,9 +25,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800
 
 def e2e_config() -> dict:
     """config/config.yaml with the end-to-end test's overrides, merged by Snakemake's own rule for --configfile."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    update_config(config, yaml.safe_load(E2E_CONFIG.read_text()))
-    return config
+    return merged_config_files([REPO / "config" / "config.yaml", E2E_CONFIG])
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:

@@ -34,6 +34,17 @@ def load_schema(path: str | os.PathLike) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
+def merged_config_files(paths: Sequence[str | os.PathLike]) -> dict:
+    """The configuration `snakemake --configfile A B ...` runs with: each file merged into those before it by
+    Snakemake's own rule (nested keys merged, the later file winning), for code that reads it outside a run."""
+    from snakemake.utils import update_config
+
+    config: dict = {}
+    for path in paths:
+        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
+    return config
+
+
 def _with_defaults(validator_class):
     """Fill a missing key with its schema `default` before validating the object that holds it (as
     snakemake.utils.validate does), so the workflow can read every key the schema defaults."""
